@@ -1,0 +1,283 @@
+//! Event catalogs: picks and events as CSV, or QuakeML.
+//!
+//! picks: `event_id,network,station,[location,]channel,phase,time`
+//! events: `event_id,origin_time,latitude,longitude,depth_km,magnitude`
+//! Columns are found by name; extra columns are ignored.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use crate::epoch::{self, Nanos};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pick {
+    pub event_id: String,
+    pub network: String,
+    pub station: String,
+    pub location: String,
+    /// SEED channel code; may hold `?` / `*` wildcards.
+    pub channel: String,
+    /// `P` or `S` (the first letter of the phase name, upper-cased).
+    pub phase: String,
+    pub time: Nanos,
+}
+
+impl Pick {
+    pub fn seed_id(&self) -> String {
+        format!(
+            "{}.{}.{}.{}",
+            self.network, self.station, self.location, self.channel
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub origin: Nanos,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub depth_km: f64,
+    pub magnitude: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub events: BTreeMap<String, Event>,
+    pub picks: Vec<Pick>,
+}
+
+fn phase_letter(p: &str) -> String {
+    p.trim()
+        .chars()
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string())
+        .unwrap_or_default()
+}
+
+struct Csv {
+    header: Vec<String>,
+    rows: Vec<(usize, Vec<String>)>,
+}
+
+impl Csv {
+    fn read(path: &Path) -> Result<Csv> {
+        let text = fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
+        let (_, head) = lines
+            .next()
+            .ok_or_else(|| Error::file(path, "empty CSV file"))?;
+        let header = head
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
+        let rows = lines
+            .map(|(i, l)| (i + 1, l.split(',').map(|f| f.trim().to_string()).collect()))
+            .collect();
+        Ok(Csv { header, rows })
+    }
+
+    fn col(&self, path: &Path, name: &str) -> Result<usize> {
+        self.header.iter().position(|h| h == name).ok_or_else(|| {
+            Error::file(
+                path,
+                format!("no '{name}' column (columns: {})", self.header.join(",")),
+            )
+        })
+    }
+
+    fn opt_col(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+}
+
+fn field<'a>(path: &Path, line: usize, row: &'a [String], i: usize) -> Result<&'a str> {
+    row.get(i)
+        .map(String::as_str)
+        .ok_or_else(|| Error::file(path, format!("line {line}: too few columns")))
+}
+
+fn time_field(path: &Path, line: usize, s: &str) -> Result<Nanos> {
+    epoch::parse_time(s).map_err(|e| Error::file(path, format!("line {line}: {e}")))
+}
+
+fn num_field(path: &Path, line: usize, s: &str, what: &str) -> Result<f64> {
+    if s.is_empty() {
+        return Ok(f64::NAN);
+    }
+    s.parse()
+        .map_err(|_| Error::file(path, format!("line {line}: bad {what} '{s}'")))
+}
+
+pub fn read_picks_csv(path: &Path) -> Result<Vec<Pick>> {
+    let csv = Csv::read(path)?;
+    let ev = csv.col(path, "event_id")?;
+    let net = csv.col(path, "network")?;
+    let sta = csv.col(path, "station")?;
+    let loc = csv.opt_col("location");
+    let cha = csv.col(path, "channel")?;
+    let ph = csv.col(path, "phase")?;
+    let tm = csv.col(path, "time")?;
+    let mut picks = Vec::new();
+    for (line, row) in &csv.rows {
+        let f = |i| field(path, *line, row, i);
+        picks.push(Pick {
+            event_id: f(ev)?.to_string(),
+            network: f(net)?.to_string(),
+            station: f(sta)?.to_string(),
+            location: loc.map(f).transpose()?.unwrap_or("").replace("--", ""),
+            channel: f(cha)?.to_string(),
+            phase: phase_letter(f(ph)?),
+            time: time_field(path, *line, f(tm)?)?,
+        });
+    }
+    if picks.is_empty() {
+        return Err(Error::file(path, "no picks"));
+    }
+    Ok(picks)
+}
+
+pub fn read_events_csv(path: &Path) -> Result<BTreeMap<String, Event>> {
+    let csv = Csv::read(path)?;
+    let id = csv.col(path, "event_id")?;
+    let ot = csv.col(path, "origin_time")?;
+    let lat = csv.opt_col("latitude");
+    let lon = csv.opt_col("longitude");
+    let dep = csv.opt_col("depth_km");
+    let mag = csv.opt_col("magnitude");
+    let mut events = BTreeMap::new();
+    for (line, row) in &csv.rows {
+        let f = |i| field(path, *line, row, i);
+        let num = |i: Option<usize>, what| -> Result<f64> {
+            i.map_or(Ok(f64::NAN), |i| num_field(path, *line, f(i)?, what))
+        };
+        let e = Event {
+            id: f(id)?.to_string(),
+            origin: time_field(path, *line, f(ot)?)?,
+            latitude: num(lat, "latitude")?,
+            longitude: num(lon, "longitude")?,
+            depth_km: num(dep, "depth")?,
+            magnitude: num(mag, "magnitude")?,
+        };
+        events.insert(e.id.clone(), e);
+    }
+    Ok(events)
+}
+
+/// Read a CSV catalog; events without a row in the events file get their
+/// earliest pick as origin time and unknown location and magnitude.
+pub fn read_csv(picks: &Path, events: Option<&Path>) -> Result<Catalog> {
+    let picks = read_picks_csv(picks)?;
+    let mut events = match events {
+        Some(p) => read_events_csv(p)?,
+        None => BTreeMap::new(),
+    };
+    for p in &picks {
+        let e = events.entry(p.event_id.clone()).or_insert_with(|| Event {
+            id: p.event_id.clone(),
+            origin: p.time,
+            latitude: f64::NAN,
+            longitude: f64::NAN,
+            depth_km: f64::NAN,
+            magnitude: f64::NAN,
+        });
+        if e.latitude.is_nan() {
+            e.origin = e.origin.min(p.time);
+        }
+    }
+    Ok(Catalog { events, picks })
+}
+
+/// Read events, their preferred origin and magnitude, and picks from QuakeML.
+pub fn read_quakeml(path: &Path) -> Result<Catalog> {
+    let text = fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+    let doc = roxmltree::Document::parse(&text)
+        .map_err(|e| Error::file(path, format!("not XML: {e}")))?;
+    fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+        n.children()
+            .find(|c| c.is_element() && c.tag_name().name() == name)
+    }
+    let value = |n: Option<roxmltree::Node<'_, '_>>, name: &str| -> Option<String> {
+        n.and_then(|n| child(n, name))
+            .and_then(|v| child(v, "value").or(Some(v)))
+            .and_then(|v| v.text())
+            .map(|s| s.trim().to_string())
+    };
+    let mut cat = Catalog::default();
+    for ev in doc
+        .descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "event")
+    {
+        let id = ev
+            .attribute("publicID")
+            .unwrap_or("")
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let pick_of = |kind: &str| {
+            let preferred = child(ev, &format!("preferred{kind}ID")).and_then(|n| n.text());
+            let all: Vec<_> = ev
+                .children()
+                .filter(|c| c.is_element() && c.tag_name().name() == kind.to_ascii_lowercase())
+                .collect();
+            preferred
+                .and_then(|p| {
+                    all.iter()
+                        .copied()
+                        .find(|n| n.attribute("publicID") == Some(p.trim()))
+                })
+                .or_else(|| all.first().copied())
+        };
+        let origin = pick_of("Origin");
+        let magnitude = pick_of("Magnitude");
+        let num = |s: Option<String>| s.and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let otime = value(origin, "time")
+            .ok_or_else(|| Error::file(path, format!("event '{id}' has no origin time")))?;
+        let otime = epoch::parse_time(&otime).map_err(|e| Error::file(path, e))?;
+        cat.events.insert(
+            id.clone(),
+            Event {
+                id: id.clone(),
+                origin: otime,
+                latitude: num(value(origin, "latitude")),
+                longitude: num(value(origin, "longitude")),
+                // QuakeML depths are in metres.
+                depth_km: num(value(origin, "depth")) / 1000.0,
+                magnitude: num(value(magnitude, "mag")),
+            },
+        );
+        for p in ev
+            .children()
+            .filter(|c| c.is_element() && c.tag_name().name() == "pick")
+        {
+            let wid = child(p, "waveformID").ok_or_else(|| {
+                Error::file(path, format!("event '{id}': pick without waveformID"))
+            })?;
+            let t = value(Some(p), "time")
+                .ok_or_else(|| Error::file(path, format!("event '{id}': pick without time")))?;
+            let phase = child(p, "phaseHint").and_then(|n| n.text()).unwrap_or("");
+            cat.picks.push(Pick {
+                event_id: id.clone(),
+                network: wid.attribute("networkCode").unwrap_or("").to_string(),
+                station: wid.attribute("stationCode").unwrap_or("").to_string(),
+                location: wid
+                    .attribute("locationCode")
+                    .unwrap_or("")
+                    .replace("--", ""),
+                channel: wid.attribute("channelCode").unwrap_or("").to_string(),
+                phase: phase_letter(phase),
+                time: epoch::parse_time(&t).map_err(|e| Error::file(path, e))?,
+            });
+        }
+    }
+    if cat.picks.is_empty() {
+        return Err(Error::file(path, "no picks in the QuakeML file"));
+    }
+    Ok(cat)
+}

@@ -1,0 +1,202 @@
+//! CPU backend: overlap-save FFT correlation with `realfft`, parallel with
+//! rayon.
+//!
+//! The day is cut into blocks of `L` samples that overlap by `M − 1`, so each
+//! block yields `S = L − M + 1` valid lags. Each channel's block spectra are
+//! computed once per segment of blocks and reused by every template of the
+//! batch; template spectra are computed once per batch. Each template owns its
+//! stacked trace, so templates run in parallel without locks, and every
+//! buffer of the hot loop is allocated once per worker.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+use super::{Backend, DayView, StackTemplate};
+use crate::error::Result;
+
+/// Spectra of one segment of blocks are kept under this many bytes.
+const SEGMENT_BYTES: usize = 64 << 20;
+
+/// FFT length for templates of `m` samples: about 4–5 × M, a power of two.
+pub fn fft_len(m: usize) -> usize {
+    (4 * m).next_power_of_two().max(64)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CpuBackend;
+
+struct Plan {
+    l: usize,
+    s: usize,
+    r2c: Arc<dyn RealToComplex<f32>>,
+    c2r: Arc<dyn ComplexToReal<f32>>,
+}
+
+/// Per-worker buffers of the inverse transforms.
+struct Scratch {
+    product: Vec<Complex<f32>>,
+    out: Vec<f32>,
+    fft: Vec<Complex<f32>>,
+}
+
+impl Plan {
+    fn new(m: usize) -> Plan {
+        let l = fft_len(m);
+        let mut planner = RealFftPlanner::<f32>::new();
+        Plan {
+            l,
+            s: l - m + 1,
+            r2c: planner.plan_fft_forward(l),
+            c2r: planner.plan_fft_inverse(l),
+        }
+    }
+
+    fn bins(&self) -> usize {
+        self.l / 2 + 1
+    }
+
+    /// Conjugated spectrum of a template channel, scaled by 1/L so that the
+    /// unnormalized inverse transform yields the correlation directly.
+    fn template_spectrum(&self, waveform: &[f32]) -> Vec<Complex<f32>> {
+        let mut input = self.r2c.make_input_vec();
+        input[..waveform.len()].copy_from_slice(waveform);
+        let mut spec = self.r2c.make_output_vec();
+        self.r2c
+            .process(&mut input, &mut spec)
+            .expect("buffer sizes from the plan");
+        let scale = 1.0 / self.l as f32;
+        spec.iter().map(|c| c.conj() * scale).collect()
+    }
+
+    fn scratch(&self) -> Scratch {
+        Scratch {
+            product: self.c2r.make_input_vec(),
+            out: self.c2r.make_output_vec(),
+            fft: self.c2r.make_scratch_vec(),
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn stack(
+        &self,
+        day: &DayView,
+        templates: &[StackTemplate],
+        stacks: &mut [Vec<f32>],
+    ) -> Result<()> {
+        assert_eq!(templates.len(), stacks.len());
+        let m = day.template_len;
+        let n_lags = day.n_lags();
+        for s in stacks.iter_mut() {
+            s.clear();
+            s.resize(n_lags, 0.0);
+        }
+        if n_lags == 0 || templates.is_empty() {
+            return Ok(());
+        }
+        let plan = Plan::new(m);
+        let (l, s, bins) = (plan.l, plan.s, plan.bins());
+
+        // Template spectra, once per batch.
+        let tspec: Vec<Vec<Vec<Complex<f32>>>> = templates
+            .par_iter()
+            .map(|t| {
+                t.channels
+                    .iter()
+                    .map(|c| plan.template_spectrum(&c.waveform))
+                    .collect()
+            })
+            .collect();
+
+        // Channels the batch uses, and where their spectra sit in a segment.
+        let mut used: Vec<usize> = templates
+            .iter()
+            .flat_map(|t| t.channels.iter().map(|c| c.channel))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut slot = vec![usize::MAX; day.channels.len()];
+        for (i, &c) in used.iter().enumerate() {
+            slot[c] = i;
+        }
+
+        let n_blocks = n_lags.div_ceil(s);
+        let per_block = used.len() * bins * std::mem::size_of::<Complex<f32>>();
+        let seg_blocks = (SEGMENT_BYTES / per_block.max(1)).clamp(1, n_blocks);
+        let mut spectra = vec![Complex::<f32>::default(); seg_blocks * used.len() * bins];
+
+        for seg0 in (0..n_blocks).step_by(seg_blocks) {
+            let nb = seg_blocks.min(n_blocks - seg0);
+            // Block spectra of every used channel: [block][slot][bin].
+            spectra[..nb * used.len() * bins]
+                .par_chunks_mut(bins)
+                .enumerate()
+                .for_each_init(
+                    || (plan.r2c.make_input_vec(), plan.r2c.make_scratch_vec()),
+                    |(input, scratch), (i, out)| {
+                        let (b, u) = (seg0 + i / used.len(), i % used.len());
+                        let x = day.channels[used[u]].data;
+                        let start = b * s;
+                        let end = (start + l).min(x.len());
+                        input[..end - start].copy_from_slice(&x[start..end]);
+                        input[end - start..].fill(0.0);
+                        plan.r2c
+                            .process_with_scratch(input, out, scratch)
+                            .expect("buffer sizes from the plan");
+                    },
+                );
+            let spectra = &spectra;
+            templates
+                .par_iter()
+                .zip(tspec.par_iter())
+                .zip(stacks.par_iter_mut())
+                .for_each_init(
+                    || plan.scratch(),
+                    |w, ((t, tspec), stack)| {
+                        for bi in 0..nb {
+                            let b = seg0 + bi;
+                            let j0 = b * s;
+                            let valid = s.min(n_lags - j0);
+                            for (c, ts) in t.channels.iter().zip(tspec) {
+                                let base = (bi * used.len() + slot[c.channel]) * bins;
+                                let xs = &spectra[base..base + bins];
+                                for ((p, x), t) in w.product.iter_mut().zip(xs).zip(ts) {
+                                    *p = x * t;
+                                }
+                                // Real input: the DC and Nyquist bins are real.
+                                w.product[0].im = 0.0;
+                                w.product[bins - 1].im = 0.0;
+                                plan.c2r
+                                    .process_with_scratch(&mut w.product, &mut w.out, &mut w.fft)
+                                    .expect("buffer sizes from the plan");
+                                let inv = &day.channels[c.channel].norm.inv_std[j0..j0 + valid];
+                                // Lag j of the channel lands on stack index j − pad.
+                                let (skip, k0) = if j0 >= c.pad {
+                                    (0, j0 - c.pad)
+                                } else {
+                                    (c.pad - j0, 0)
+                                };
+                                if skip >= valid {
+                                    continue;
+                                }
+                                let dst = &mut stack[k0..k0 + valid - skip];
+                                for ((d, &y), &is) in
+                                    dst.iter_mut().zip(&w.out[skip..valid]).zip(&inv[skip..])
+                                {
+                                    *d += c.weight * (y * is).clamp(-1.0, 1.0);
+                                }
+                            }
+                        }
+                    },
+                );
+        }
+        Ok(())
+    }
+}

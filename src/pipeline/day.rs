@@ -1,0 +1,302 @@
+//! One day of detection: load, correlate and stack every template, detect.
+//!
+//! The day's data are read with a lead of `trig_int` before midnight (so
+//! peaks just before the day can suppress weaker ones just after it, as in
+//! one continuous run) and an overlap after the next midnight of the
+//! longest template span (so every lag of the day has its full windows). A
+//! detection belongs to the day its time falls in.
+
+use crate::archive::Archive;
+use crate::correlate::{
+    self, naive, Backend, ChannelNorm, DayChannel, DayView, StackChannel, StackTemplate,
+};
+use crate::detect::{self, ThresholdType};
+use crate::epoch::{self, Day, Nanos};
+use crate::error::Result;
+use crate::templates::TemplateSet;
+
+use super::load::{self, Stretch};
+
+/// Detection settings.
+#[derive(Debug, Clone)]
+pub struct DetectParams {
+    pub threshold: f64,
+    pub threshold_type: ThresholdType,
+    /// Seconds; within it only the largest peak of a template is kept.
+    pub trig_int: f64,
+    /// Peaks supported by fewer channels with data are refused.
+    pub min_channels: usize,
+    /// Seconds searched either side of a detection for each channel's best
+    /// lag.
+    pub shift_len: f64,
+    /// Bytes allowed for the stacked traces of one template batch.
+    pub memory_budget: usize,
+}
+
+impl Default for DetectParams {
+    fn default() -> Self {
+        DetectParams {
+            threshold: 8.0,
+            threshold_type: ThresholdType::Mad,
+            trig_int: 6.0,
+            min_channels: 1,
+            shift_len: 0.2,
+            memory_budget: 2 << 30,
+        }
+    }
+}
+
+/// One channel's correlation at a detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelPick {
+    /// Index into the template's channels.
+    pub channel: usize,
+    /// CC at the detection's lag.
+    pub cc: f32,
+    /// Largest |CC| within ±shift_len, and its lag in samples.
+    pub best_cc: f32,
+    pub best_lag: i32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Index into the template set.
+    pub template: usize,
+    /// Start of the template's earliest channel at the peak.
+    pub time: Nanos,
+    pub cc_sum: f32,
+    /// `cc_sum / n_channels`.
+    pub mean_cc: f32,
+    pub threshold: f32,
+    /// Median of |stack| over the day (EQcorrscan's "MAD").
+    pub mad: f32,
+    /// Channels with valid data at the peak.
+    pub n_channels: usize,
+    pub channels: Vec<ChannelPick>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DayResult {
+    pub detections: Vec<Detection>,
+    pub problems: Vec<String>,
+    pub n_channels: usize,
+    /// False when the day had no data for any template channel.
+    pub had_data: bool,
+}
+
+/// Samples of lead before midnight.
+fn lead_samples(params: &DetectParams, rate: f64) -> usize {
+    detect::trig_int_samples(params.trig_int, rate) + 2
+}
+
+/// Samples read past the next midnight: the longest template span.
+fn tail_samples(set: &TemplateSet) -> usize {
+    set.max_pad() + set.len
+}
+
+/// A template's channels present in the stretch, normalized.
+struct Prepared {
+    stack: StackTemplate,
+    /// Template channel index of each stack channel.
+    template_channel: Vec<usize>,
+    max_pad: usize,
+}
+
+fn prepare(
+    set: &TemplateSet,
+    stretch: &Stretch,
+    problems: &mut Vec<String>,
+) -> Vec<Option<Prepared>> {
+    set.templates
+        .iter()
+        .map(|t| {
+            let mut stack = StackTemplate {
+                channels: Vec::new(),
+            };
+            let mut template_channel = Vec::new();
+            for (ci, c) in t.channels.iter().enumerate() {
+                let Some(idx) = stretch.channel_index(&c.id) else {
+                    continue;
+                };
+                let Some(waveform) = correlate::normalize_template(&c.data) else {
+                    problems.push(format!(
+                        "template {}: channel {} is flat; not used",
+                        t.id, c.id
+                    ));
+                    continue;
+                };
+                stack.channels.push(StackChannel {
+                    channel: idx,
+                    pad: c.pad,
+                    weight: c.weight,
+                    waveform,
+                });
+                template_channel.push(ci);
+            }
+            let max_pad = stack.channels.iter().map(|c| c.pad).max().unwrap_or(0);
+            (!stack.channels.is_empty()).then_some(Prepared {
+                stack,
+                template_channel,
+                max_pad,
+            })
+        })
+        .collect()
+}
+
+/// Run detection for one day.
+pub fn detect_day(
+    set: &TemplateSet,
+    archive: &Archive,
+    day: Day,
+    params: &DetectParams,
+    backend: &dyn Backend,
+) -> Result<DayResult> {
+    let rate = set.rate;
+    let m = set.len;
+    let lead = lead_samples(params, rate);
+    let n_day = (epoch::NS_PER_DAY as f64 * rate / 1e9).round() as usize;
+    let start = load::sample_time(epoch::day_start(day), -(lead as i64), rate);
+    let len = lead + n_day + tail_samples(set);
+    let stretch = load::load(archive, &set.channel_ids(), &set.recipe, rate, start, len);
+    let mut result = DayResult {
+        problems: stretch.problems.clone(),
+        n_channels: stretch.channels.len(),
+        ..Default::default()
+    };
+    let Some((first, end)) = stretch.data_extent() else {
+        return Ok(result);
+    };
+    result.had_data = true;
+
+    let norms: Vec<ChannelNorm> = {
+        use rayon::prelude::*;
+        stretch
+            .channels
+            .par_iter()
+            .map(|c| ChannelNorm::new(&c.data, &c.mask, m))
+            .collect()
+    };
+    let view = DayView {
+        channels: stretch
+            .channels
+            .iter()
+            .zip(&norms)
+            .map(|(c, norm)| DayChannel {
+                data: &c.data,
+                norm,
+            })
+            .collect(),
+        len,
+        template_len: m,
+    };
+    let n_lags = view.n_lags();
+    let prepared = prepare(set, &stretch, &mut result.problems);
+    let active: Vec<usize> = (0..prepared.len())
+        .filter(|&i| prepared[i].is_some())
+        .collect();
+
+    // Templates in batches whose stacked traces fit the memory budget.
+    let batch = (params.memory_budget / (n_lags.max(1) * 4)).max(1);
+    let trig = detect::trig_int_samples(params.trig_int, rate);
+    // Lags with data for the whole stream: from its first sample to the last
+    // window that fits before its end.
+    let last_lag = end.saturating_sub(m); // inclusive
+    for chunk in active.chunks(batch) {
+        let templates: Vec<StackTemplate> = chunk
+            .iter()
+            .map(|&i| prepared[i].as_ref().unwrap().stack.clone())
+            .collect();
+        let mut stacks = vec![Vec::new(); chunk.len()];
+        backend.stack(&view, &templates, &mut stacks)?;
+        for (&ti, stack) in chunk.iter().zip(stacks.iter_mut()) {
+            let p = prepared[ti].as_ref().unwrap();
+            // Lags where every channel's window lies inside the stream; the
+            // stack is zero outside them, as EQcorrscan zeroes its tail.
+            let valid_end = (last_lag + 1).saturating_sub(p.max_pad).min(n_lags);
+            stack[..first.min(n_lags)].fill(0.0);
+            if valid_end < n_lags {
+                stack[valid_end.max(first.min(n_lags))..].fill(0.0);
+            }
+            // The day's lags that the stream covers, zeroed tail included.
+            let (mad_a, mad_b) = (
+                first.max(lead),
+                (last_lag + 1).min(lead + n_day).min(n_lags),
+            );
+            let mad = if mad_a < mad_b {
+                detect::median_abs(&stack[mad_a..mad_b])
+            } else {
+                0.0
+            };
+            let thresh = detect::threshold(
+                params.threshold_type,
+                params.threshold,
+                mad,
+                p.stack.channels.len(),
+            );
+            let used = |k: usize| {
+                p.stack
+                    .channels
+                    .iter()
+                    .filter(|c| view.channels[c.channel].norm.is_valid(k + c.pad))
+                    .count()
+            };
+            let peaks = detect::find_peaks(stack, thresh, trig, |k| used(k) >= params.min_channels);
+            for (k, v) in peaks {
+                if k < lead || k >= lead + n_day {
+                    continue;
+                }
+                let n_used = used(k);
+                result.detections.push(Detection {
+                    template: ti,
+                    time: load::sample_time(start, k as i64, rate),
+                    cc_sum: v,
+                    mean_cc: v / n_used.max(1) as f32,
+                    threshold: thresh,
+                    mad,
+                    n_channels: n_used,
+                    channels: channel_picks(set, p, &stretch, k, params.shift_len),
+                });
+            }
+        }
+    }
+    result.detections.sort_by_key(|d| (d.time, d.template));
+    Ok(result)
+}
+
+/// Each channel's CC at the detection and its best lag nearby, recomputed
+/// directly in f64 from the data (also an independent check of the stack).
+fn channel_picks(
+    set: &TemplateSet,
+    p: &Prepared,
+    stretch: &Stretch,
+    k: usize,
+    shift_len: f64,
+) -> Vec<ChannelPick> {
+    let m = set.len;
+    let shift = (shift_len * set.rate).round() as usize;
+    p.stack
+        .channels
+        .iter()
+        .zip(&p.template_channel)
+        .map(|(c, &ci)| {
+            let ch = &stretch.channels[c.channel];
+            let j = k + c.pad;
+            let a = j.saturating_sub(shift);
+            let b = (j + shift + m).min(ch.data.len());
+            let cc = naive::ncc(&c.waveform, &ch.data[a..b], &ch.mask[a..b]);
+            let at = cc.get(j - a).copied().unwrap_or(0.0);
+            let (best_i, best) = cc
+                .iter()
+                .enumerate()
+                .max_by(|x, y| x.1.abs().total_cmp(&y.1.abs()))
+                .map(|(i, &v)| (i, v))
+                .unwrap_or((j - a, 0.0));
+            ChannelPick {
+                channel: ci,
+                cc: at as f32,
+                best_cc: best as f32,
+                best_lag: best_i as i32 - (j - a) as i32,
+            }
+        })
+        .collect()
+}

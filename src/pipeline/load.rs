@@ -1,0 +1,141 @@
+//! Loading a stretch of continuous data for every channel a template set
+//! uses, processed with the set's recipe onto one sample grid.
+
+use rayon::prelude::*;
+
+use crate::archive::Archive;
+use crate::epoch::Nanos;
+use crate::preprocess::{self, Recipe};
+
+/// Extra data read on each side when filtering or resampling, so that the
+/// edge transients of the processing stay outside the stretch that is used.
+const PROCESSING_MARGIN_NS: Nanos = 60 * crate::epoch::NS_PER_S;
+
+/// One processed channel: samples (0 in gaps) and where data exist.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: String,
+    pub data: Vec<f32>,
+    pub mask: Vec<bool>,
+}
+
+/// Processed channels on the grid `start + i / rate`, `len` samples each.
+#[derive(Debug, Clone)]
+pub struct Stretch {
+    pub start: Nanos,
+    pub rate: f64,
+    pub len: usize,
+    pub channels: Vec<Channel>,
+    /// Problems met (bad files, missing channels, other rates), each naming
+    /// its file or channel.
+    pub problems: Vec<String>,
+}
+
+impl Stretch {
+    /// First and one-past-last sample holding data in any channel.
+    pub fn data_extent(&self) -> Option<(usize, usize)> {
+        let mut ext: Option<(usize, usize)> = None;
+        for c in &self.channels {
+            let first = c.mask.iter().position(|&m| m);
+            let last = c.mask.iter().rposition(|&m| m);
+            if let (Some(a), Some(b)) = (first, last) {
+                ext = Some(match ext {
+                    Some((x, y)) => (x.min(a), y.max(b + 1)),
+                    None => (a, b + 1),
+                });
+            }
+        }
+        ext
+    }
+
+    pub fn channel_index(&self, id: &str) -> Option<usize> {
+        self.channels.iter().position(|c| c.id == id)
+    }
+}
+
+/// Offset of `t` from `start` in samples at `rate`, rounded.
+pub fn samples_between(start: Nanos, t: Nanos, rate: f64) -> i64 {
+    ((t - start) as f64 * rate / 1e9).round() as i64
+}
+
+/// Time of sample `i` of a grid.
+pub fn sample_time(start: Nanos, i: i64, rate: f64) -> Nanos {
+    start + (i as f64 * 1e9 / rate).round() as i64
+}
+
+/// Read and process channels `ids` onto `start + i / rate`, `len` samples.
+/// Channels without data are left out (and said in `problems`); channels
+/// at another sampling rate than `rate`, when the recipe does not resample,
+/// are left out with the reason.
+pub fn load(
+    archive: &Archive,
+    ids: &[String],
+    recipe: &Recipe,
+    rate: f64,
+    start: Nanos,
+    len: usize,
+) -> Stretch {
+    let margin = if recipe.lowcut.is_some() || recipe.highcut.is_some() || recipe.resample.is_some()
+    {
+        PROCESSING_MARGIN_NS
+    } else {
+        0
+    };
+    let end = sample_time(start, len as i64, rate);
+    let results: Vec<(Option<Channel>, Vec<String>)> = ids
+        .par_iter()
+        .map(|id| {
+            let raw = match archive.read(id, start - margin, end + margin) {
+                Ok(Some(raw)) => raw,
+                Ok(None) => return (None, vec![format!("{id}: no data")]),
+                Err(e) => return (None, vec![e.to_string()]),
+            };
+            let mut problems = raw.problems.clone();
+            if recipe.resample.is_none() && ((raw.rate - rate) / rate).abs() > 1e-4 {
+                problems.push(format!(
+                    "{id}: data sampled at {} Hz, templates at {rate} Hz \
+                     (build templates with --sampling-rate to resample); channel not used",
+                    raw.rate
+                ));
+                return (None, problems);
+            }
+            let p = preprocess::process(&raw, recipe, start, len);
+            if !p.mask.iter().any(|&m| m) {
+                problems.push(format!("{id}: no data"));
+                return (None, problems);
+            }
+            let non_finite = raw
+                .data
+                .iter()
+                .zip(&raw.mask)
+                .filter(|(v, &m)| m && !v.is_finite())
+                .count();
+            if non_finite > 0 {
+                problems.push(format!(
+                    "{id}: {non_finite} NaN or infinite samples treated as gaps"
+                ));
+            }
+            (
+                Some(Channel {
+                    id: id.clone(),
+                    data: p.data,
+                    mask: p.mask,
+                }),
+                problems,
+            )
+        })
+        .collect();
+    let mut channels = Vec::new();
+    let mut problems = Vec::new();
+    for (c, p) in results {
+        channels.extend(c);
+        problems.extend(p);
+    }
+    Stretch {
+        start,
+        rate,
+        len,
+        channels,
+        problems,
+    }
+}

@@ -1,0 +1,299 @@
+//! A deterministic generator of small, realistic test archives: band-limited
+//! noise on a few three-component stations, repeating earthquakes planted at
+//! known times (P and S arrivals with travel times from the source-station
+//! distance), one data gap, written as a Steim2 SDS archive with a catalog
+//! of the first occurrence of each repeating source and a truth list of all
+//! occurrences. `data-samples/` is made by it (`tmatch synth`).
+
+use std::fs;
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use sci_rs::signal::filter::design::{
+    butter_dyn, DigitalFilter, FilterBandType, FilterOutputType, Sos,
+};
+use sci_rs::signal::filter::sosfilt_dyn;
+
+use crate::archive::mseed;
+use crate::epoch::{self, Nanos, NS_PER_S};
+use crate::error::{Error, Result};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub start: Nanos,
+    pub seconds: f64,
+    pub rate: f64,
+    pub seed: u64,
+    /// Noise standard deviation in counts.
+    pub noise: f64,
+    /// Planted occurrences: (source index, origin time, amplitude scale).
+    /// The first occurrence of each source is catalogued.
+    pub events: Vec<(usize, Nanos, f64)>,
+    /// Channel id, gap start and end.
+    pub gaps: Vec<(String, Nanos, Nanos)>,
+}
+
+pub const NETWORK: &str = "XX";
+pub const STATIONS: [(&str, f64, f64); 3] = [
+    ("ALFA", 0.0, 0.0),
+    ("BRVO", 18.0, 6.0),
+    ("CHRL", 5.0, -16.0),
+];
+pub const COMPONENTS: [&str; 3] = ["EHZ", "EHN", "EHE"];
+/// Source positions (km east, km north, km depth).
+pub const SOURCES: [(f64, f64, f64); 3] = [(6.0, 2.0, 8.0), (12.0, -6.0, 5.0), (-4.0, 9.0, 11.0)];
+const VP: f64 = 6.0;
+const VS: f64 = 3.5;
+
+impl Spec {
+    /// The sample archive: 2.5 hours at 40 Hz spanning the midnight of
+    /// 2024-03-01, three sources repeating 14 times in all (one occurrence
+    /// on the midnight itself), and a ten-minute gap on one channel.
+    pub fn samples() -> Spec {
+        let t = |s: &str| epoch::parse_time(s).expect("valid time");
+        Spec {
+            start: t("2024-02-29T23:00:00Z"),
+            seconds: 2.5 * 3600.0,
+            rate: 40.0,
+            seed: 20240301,
+            noise: 8.0,
+            events: vec![
+                (0, t("2024-02-29T23:05:12.30Z"), 1.0),
+                (1, t("2024-02-29T23:11:40.00Z"), 1.0),
+                (2, t("2024-02-29T23:20:03.55Z"), 1.0),
+                (0, t("2024-02-29T23:31:27.10Z"), 0.6),
+                (1, t("2024-02-29T23:44:05.80Z"), 0.35),
+                (2, t("2024-02-29T23:52:44.25Z"), 0.8),
+                (0, t("2024-02-29T23:59:57.50Z"), 0.7),
+                (1, t("2024-03-01T00:09:31.20Z"), 1.4),
+                (2, t("2024-03-01T00:18:12.65Z"), 0.5),
+                (0, t("2024-03-01T00:29:41.00Z"), 0.3),
+                (1, t("2024-03-01T00:44:18.45Z"), 0.9),
+                (2, t("2024-03-01T00:58:36.90Z"), 0.45),
+                (0, t("2024-03-01T01:07:03.35Z"), 1.2),
+                (1, t("2024-03-01T01:19:59.75Z"), 0.55),
+            ],
+            gaps: vec![(
+                format!("{NETWORK}.CHRL..EHZ"),
+                t("2024-03-01T00:40:00Z"),
+                t("2024-03-01T00:50:00Z"),
+            )],
+        }
+    }
+}
+
+fn distance(src: usize, sta: usize) -> f64 {
+    let (x, y, z) = SOURCES[src];
+    let (_, sx, sy) = STATIONS[sta];
+    ((x - sx).powi(2) + (y - sy).powi(2) + z * z).sqrt()
+}
+
+/// P and S arrival times after the origin, in seconds.
+pub fn travel_times(src: usize, sta: usize) -> (f64, f64) {
+    let d = distance(src, sta);
+    (d / VP, d / VS)
+}
+
+fn bandpass(lo: f64, hi: f64, rate: f64) -> Vec<Sos<f64>> {
+    match butter_dyn(
+        4,
+        vec![lo, hi],
+        Some(FilterBandType::Bandpass),
+        Some(false),
+        Some(FilterOutputType::Sos),
+        Some(rate),
+    ) {
+        DigitalFilter::Sos(s) => s.sos,
+        _ => unreachable!("SOS output requested"),
+    }
+}
+
+fn filtered_noise(rng: &mut ChaCha8Rng, n: usize, sos: &[Sos<f64>]) -> Vec<f64> {
+    let normal = Normal::new(0.0, 1.0).expect("valid normal");
+    let white: Vec<f64> = (0..n).map(|_| normal.sample(rng)).collect();
+    let mut s = sos.to_vec();
+    sosfilt_dyn(white.iter(), &mut s)
+}
+
+/// The waveform of a source at one channel: a P and an S wave train with a
+/// fast rise and exponential coda, each a filtered noise burst fixed by the
+/// seed (so every occurrence of a source looks the same).
+fn source_waveform(spec: &Spec, src: usize, sta: usize, comp: usize) -> (f64, Vec<f64>) {
+    let rate = spec.rate;
+    let seed = spec.seed ^ ((src as u64) << 32) ^ ((sta as u64) << 16) ^ comp as u64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (tp, ts) = travel_times(src, sta);
+    let dur = ts + 12.0;
+    let n = (dur * rate) as usize;
+    let sos = bandpass(2.0, 10.0_f64.min(rate * 0.45), rate);
+    let p_burst = filtered_noise(&mut rng, n, &sos);
+    let s_burst = filtered_noise(&mut rng, n, &sos);
+    // P is strongest on the vertical, S on the horizontals.
+    let (p_amp, s_amp) = if comp == 0 { (1.0, 0.6) } else { (0.4, 1.6) };
+    let spread = 60.0 / distance(src, sta).max(5.0);
+    let env = |t: f64, onset: f64, decay: f64| {
+        if t < onset {
+            0.0
+        } else {
+            (1.0 - (-(t - onset) / 0.08).exp()) * (-(t - onset) / decay).exp()
+        }
+    };
+    let w = (0..n)
+        .map(|i| {
+            let t = i as f64 / rate;
+            spread
+                * 120.0
+                * (p_amp * env(t, tp, 1.2) * p_burst[i] + s_amp * env(t, ts, 2.5) * s_burst[i])
+        })
+        .collect();
+    (dur, w)
+}
+
+/// Generate the archive under `out/archive` (SDS) with `out/picks.csv`,
+/// `out/events.csv` and `out/truth.csv`.
+pub fn generate(spec: &Spec, out: &Path) -> Result<()> {
+    let archive = out.join("archive");
+    if archive.exists() {
+        fs::remove_dir_all(&archive).map_err(|e| Error::file(&archive, e))?;
+    }
+    let rate = spec.rate;
+    let n = (spec.seconds * rate).round() as usize;
+    let noise_sos = bandpass(0.5, (rate * 0.4).min(15.0), rate);
+    for (si, (sta, _, _)) in STATIONS.iter().enumerate() {
+        for (ci, cha) in COMPONENTS.iter().enumerate() {
+            let id = format!("{NETWORK}.{sta}..{cha}");
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(spec.seed.wrapping_add((si * 3 + ci) as u64 + 1));
+            // Filtered noise has a lower variance than its white input.
+            let mut x = filtered_noise(&mut rng, n, &noise_sos);
+            let rms = (x.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
+            x.iter_mut().for_each(|v| *v *= spec.noise / rms);
+            for &(src, origin, scale) in &spec.events {
+                let (_, w) = source_waveform(spec, src, si, ci);
+                let i0 = ((origin - spec.start) as f64 * rate / 1e9).round() as i64;
+                for (i, v) in w.iter().enumerate() {
+                    let j = i0 + i as i64;
+                    if j >= 0 && (j as usize) < n {
+                        x[j as usize] += scale * v;
+                    }
+                }
+            }
+            // A slow drift and an offset, as real digitizers have.
+            let offset = rng.gen_range(-500.0..500.0);
+            let counts: Vec<i32> = x
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v + offset + 3.0 * (i as f64 / (600.0 * rate)).sin()).round() as i32)
+                .collect();
+            write_sds(spec, &archive, &id, &counts)?;
+        }
+    }
+    write_catalog(spec, out)
+}
+
+/// Write one channel as SDS day files, leaving out the spec's gaps.
+fn write_sds(spec: &Spec, root: &Path, id: &str, counts: &[i32]) -> Result<()> {
+    let rate = spec.rate;
+    let time = |i: usize| spec.start + (i as f64 * 1e9 / rate).round() as i64;
+    let index = |t: Nanos| {
+        (((t - spec.start) as f64 * rate / 1e9).round().max(0.0) as usize).min(counts.len())
+    };
+    // Pieces of contiguous data, cut at gaps and at midnights.
+    let mut cuts = vec![0, counts.len()];
+    for (gid, a, b) in &spec.gaps {
+        if gid == id {
+            cuts.push(index(*a));
+            cuts.push(index(*b));
+        }
+    }
+    let mut day = epoch::day_of(spec.start) + 1;
+    while epoch::day_start(day) < time(counts.len()) {
+        cuts.push(index(epoch::day_start(day)));
+        day += 1;
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let parts: Vec<&str> = id.split('.').collect();
+    for w in cuts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let t = time(a);
+        let in_gap = spec
+            .gaps
+            .iter()
+            .any(|(g, ga, gb)| g == id && t >= *ga && t < *gb);
+        if a == b || in_gap {
+            continue;
+        }
+        let d = epoch::day_of(t);
+        let name = epoch::format_day(d);
+        let dir = root
+            .join(&name[..4])
+            .join(parts[0])
+            .join(parts[1])
+            .join(format!("{}.D", parts[3]));
+        fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
+        let file = dir.join(format!(
+            "{id}.D.{}.{:03}",
+            &name[..4],
+            epoch::day_of_year(d)
+        ));
+        mseed::write_steim2(&file, id, t, rate, &counts[a..b])?;
+    }
+    Ok(())
+}
+
+fn write_catalog(spec: &Spec, out: &Path) -> Result<()> {
+    let mut picks = String::from("event_id,network,station,location,channel,phase,time\n");
+    let mut events = String::from("event_id,origin_time,latitude,longitude,depth_km,magnitude\n");
+    let mut truth = String::from("event_id,source,origin_time,scale\n");
+    let mut count = [0usize; SOURCES.len()];
+    for &(src, origin, scale) in &spec.events {
+        count[src] += 1;
+        let ev = format!("{}{}", (b'A' + src as u8) as char, count[src]);
+        truth.push_str(&format!(
+            "{ev},{src},{},{scale}\n",
+            epoch::format_time(origin)
+        ));
+        if count[src] > 1 {
+            continue;
+        }
+        let (x, y, z) = SOURCES[src];
+        // Local flat-earth coordinates around 46.0 N, 8.0 E.
+        let (lat, lon) = (
+            46.0 + y / 111.19,
+            8.0 + x / (111.19 * 46f64.to_radians().cos()),
+        );
+        events.push_str(&format!(
+            "{ev},{},{lat:.4},{lon:.4},{z:.1},{:.1}\n",
+            epoch::format_time(origin),
+            1.5 + scale
+        ));
+        for (si, (sta, _, _)) in STATIONS.iter().enumerate() {
+            let (tp, ts) = travel_times(src, si);
+            // Picks rounded to 0.01 s, as an analyst would give them.
+            let at = |dt: f64| origin + ((dt * 100.0).round() as i64) * (NS_PER_S / 100);
+            picks.push_str(&format!(
+                "{ev},{NETWORK},{sta},,EHZ,P,{}\n",
+                epoch::format_time(at(tp))
+            ));
+            for cha in ["EHN", "EHE"] {
+                picks.push_str(&format!(
+                    "{ev},{NETWORK},{sta},,{cha},S,{}\n",
+                    epoch::format_time(at(ts))
+                ));
+            }
+        }
+    }
+    for (name, text) in [
+        ("picks.csv", picks),
+        ("events.csv", events),
+        ("truth.csv", truth),
+    ] {
+        let p = out.join(name);
+        fs::write(&p, text).map_err(|e| Error::file(&p, e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! templates.h5: a self-describing, versioned HDF5 file.
+//!
+//! Root attributes: `format` = "tmatch-templates", `format_version`,
+//! `sampling_rate`, `length` (samples per channel), and the processing recipe
+//! (`lowcut`, `highcut` — NaN when absent —, `filter_order`,
+//! `resample_rate` — NaN when the native rate is kept).
+//! Datasets: `/templates` (one row per template), `/channels` (one row per
+//! template channel, grouped by template in order), `/waveforms`
+//! (channels × length, f32, processed amplitudes).
+
+use std::path::Path;
+
+use hdf5::types::VarLenUnicode;
+use hdf5::H5Type;
+use ndarray::Array2;
+
+use super::{Template, TemplateChannel, TemplateSet};
+use crate::error::{Error, Result};
+use crate::preprocess::Recipe;
+
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT: &str = "tmatch-templates";
+
+#[derive(H5Type, Clone, Debug)]
+#[repr(C)]
+struct TemplateRow {
+    id: VarLenUnicode,
+    origin_ns: i64,
+    latitude: f64,
+    longitude: f64,
+    depth_km: f64,
+    magnitude: f64,
+    first_channel: u64,
+    n_channels: u32,
+}
+
+#[derive(H5Type, Clone, Debug)]
+#[repr(C)]
+struct ChannelRow {
+    template: u32,
+    seed_id: VarLenUnicode,
+    phase: VarLenUnicode,
+    start_ns: i64,
+    pad: u32,
+    weight: f32,
+}
+
+fn vlu(path: &Path, s: &str) -> Result<VarLenUnicode> {
+    s.parse()
+        .map_err(|e| Error::file(path, format!("bad string '{s}': {e}")))
+}
+
+fn opt(v: Option<f64>) -> f64 {
+    v.unwrap_or(f64::NAN)
+}
+
+fn from_opt(v: f64) -> Option<f64> {
+    (!v.is_nan()).then_some(v)
+}
+
+pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
+    let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
+    // Write beside the target and rename, so a failure never leaves a
+    // half-written template file under the final name.
+    let tmp = path.with_extension("h5.partial");
+    let file = hdf5::File::create(&tmp).map_err(h5)?;
+    let attr_f64 = |name: &str, v: f64| -> Result<()> {
+        file.new_attr::<f64>()
+            .create(name)
+            .and_then(|a| a.write_scalar(&v))
+            .map_err(h5)
+    };
+    let format = vlu(path, FORMAT)?;
+    file.new_attr::<VarLenUnicode>()
+        .create("format")
+        .and_then(|a| a.write_scalar(&format))
+        .map_err(h5)?;
+    file.new_attr::<u32>()
+        .create("format_version")
+        .and_then(|a| a.write_scalar(&FORMAT_VERSION))
+        .map_err(h5)?;
+    attr_f64("sampling_rate", set.rate)?;
+    file.new_attr::<u64>()
+        .create("length")
+        .and_then(|a| a.write_scalar(&(set.len as u64)))
+        .map_err(h5)?;
+    attr_f64("lowcut", opt(set.recipe.lowcut))?;
+    attr_f64("highcut", opt(set.recipe.highcut))?;
+    file.new_attr::<u32>()
+        .create("filter_order")
+        .and_then(|a| a.write_scalar(&(set.recipe.order as u32)))
+        .map_err(h5)?;
+    attr_f64("resample_rate", opt(set.recipe.resample))?;
+
+    let mut trows = Vec::new();
+    let mut crows = Vec::new();
+    let n_chan: usize = set.templates.iter().map(|t| t.channels.len()).sum();
+    let mut wave = Array2::<f32>::zeros((n_chan, set.len));
+    for (ti, t) in set.templates.iter().enumerate() {
+        trows.push(TemplateRow {
+            id: vlu(path, &t.id)?,
+            origin_ns: t.origin,
+            latitude: t.latitude,
+            longitude: t.longitude,
+            depth_km: t.depth_km,
+            magnitude: t.magnitude,
+            first_channel: crows.len() as u64,
+            n_channels: t.channels.len() as u32,
+        });
+        for c in &t.channels {
+            if c.data.len() != set.len {
+                return Err(Error::Input(format!(
+                    "template {} channel {} has {} samples, the set has {}",
+                    t.id,
+                    c.id,
+                    c.data.len(),
+                    set.len
+                )));
+            }
+            wave.row_mut(crows.len())
+                .assign(&ndarray::ArrayView1::from(&c.data));
+            crows.push(ChannelRow {
+                template: ti as u32,
+                seed_id: vlu(path, &c.id)?,
+                phase: vlu(path, &c.phase)?,
+                start_ns: c.start,
+                pad: c.pad as u32,
+                weight: c.weight,
+            });
+        }
+    }
+    file.new_dataset_builder()
+        .with_data(&trows)
+        .create("templates")
+        .map_err(h5)?;
+    file.new_dataset_builder()
+        .with_data(&crows)
+        .create("channels")
+        .map_err(h5)?;
+    let chunk_rows = n_chan.clamp(1, 256);
+    file.new_dataset_builder()
+        .with_data(&wave)
+        .chunk((chunk_rows, set.len.max(1)))
+        .deflate(4)
+        .create("waveforms")
+        .map_err(h5)?;
+    file.close().map_err(h5)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))
+}
+
+pub fn read(path: &Path) -> Result<TemplateSet> {
+    let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
+    let file = hdf5::File::open(path)
+        .map_err(|e| Error::file(path, format!("cannot open as HDF5: {e}")))?;
+    let format: String = file
+        .attr("format")
+        .and_then(|a| a.read_scalar::<VarLenUnicode>())
+        .map(|s| s.to_string())
+        .map_err(|_| Error::file(path, "not a tmatch template file (no 'format' attribute)"))?;
+    if format != FORMAT {
+        return Err(Error::file(
+            path,
+            format!("not a tmatch template file (format '{format}')"),
+        ));
+    }
+    let version: u32 = file
+        .attr("format_version")
+        .and_then(|a| a.read_scalar())
+        .map_err(h5)?;
+    if version != FORMAT_VERSION {
+        return Err(Error::file(
+            path,
+            format!(
+                "template file format version {version}; this tmatch reads version \
+                 {FORMAT_VERSION}: rebuild the templates with this version"
+            ),
+        ));
+    }
+    let f64_attr = |name: &str| -> Result<f64> {
+        file.attr(name)
+            .and_then(|a| a.read_scalar::<f64>())
+            .map_err(h5)
+    };
+    let rate = f64_attr("sampling_rate")?;
+    let len = file
+        .attr("length")
+        .and_then(|a| a.read_scalar::<u64>())
+        .map_err(h5)? as usize;
+    let recipe = Recipe {
+        lowcut: from_opt(f64_attr("lowcut")?),
+        highcut: from_opt(f64_attr("highcut")?),
+        order: file
+            .attr("filter_order")
+            .and_then(|a| a.read_scalar::<u32>())
+            .map_err(h5)? as usize,
+        resample: from_opt(f64_attr("resample_rate")?),
+    };
+    let trows: Vec<TemplateRow> = file
+        .dataset("templates")
+        .and_then(|d| d.read_raw())
+        .map_err(h5)?;
+    let crows: Vec<ChannelRow> = file
+        .dataset("channels")
+        .and_then(|d| d.read_raw())
+        .map_err(h5)?;
+    let wave: Array2<f32> = file
+        .dataset("waveforms")
+        .and_then(|d| d.read_2d::<f32>())
+        .map_err(h5)?;
+    if wave.nrows() != crows.len() || (wave.ncols() != len && !crows.is_empty()) {
+        return Err(Error::file(
+            path,
+            "waveforms do not match the channel table",
+        ));
+    }
+    let mut templates = Vec::with_capacity(trows.len());
+    for r in trows {
+        let (a, n) = (r.first_channel as usize, r.n_channels as usize);
+        let rows = crows.get(a..a + n).ok_or_else(|| {
+            Error::file(
+                path,
+                format!("template {}: channel rows out of range", r.id),
+            )
+        })?;
+        let channels = rows
+            .iter()
+            .enumerate()
+            .map(|(i, c)| TemplateChannel {
+                id: c.seed_id.to_string(),
+                phase: c.phase.to_string(),
+                start: c.start_ns,
+                pad: c.pad as usize,
+                weight: c.weight,
+                data: wave.row(a + i).to_vec(),
+            })
+            .collect();
+        templates.push(Template {
+            id: r.id.to_string(),
+            origin: r.origin_ns,
+            latitude: r.latitude,
+            longitude: r.longitude,
+            depth_km: r.depth_km,
+            magnitude: r.magnitude,
+            channels,
+        });
+    }
+    Ok(TemplateSet {
+        recipe,
+        rate,
+        len,
+        templates,
+    })
+}

@@ -1,0 +1,108 @@
+//! Template sets: known earthquakes cut from processed continuous data, one
+//! waveform per channel and phase, with the moveouts that align them.
+
+pub mod build;
+mod file;
+
+pub use build::{build, BuildOptions, Phase};
+pub use file::{read, write, FORMAT_VERSION};
+
+use crate::epoch::Nanos;
+use crate::preprocess::Recipe;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateChannel {
+    /// SEED id `NET.STA.LOC.CHA`.
+    pub id: String,
+    pub phase: String,
+    /// Time of the first sample.
+    pub start: Nanos,
+    /// Offset in samples from the template's earliest channel.
+    pub pad: usize,
+    pub weight: f32,
+    /// Processed amplitudes (not normalized), `TemplateSet::len` samples.
+    pub data: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub id: String,
+    pub origin: Nanos,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub depth_km: f64,
+    pub magnitude: f64,
+    pub channels: Vec<TemplateChannel>,
+}
+
+impl Template {
+    /// Start of the earliest channel, which is the time a detection reports.
+    pub fn start(&self) -> Nanos {
+        self.channels
+            .iter()
+            .map(|c| c.start)
+            .min()
+            .unwrap_or(self.origin)
+    }
+
+    /// Detection time minus this offset is the origin time.
+    pub fn origin_offset(&self) -> Nanos {
+        self.start() - self.origin
+    }
+
+    pub fn max_pad(&self) -> usize {
+        self.channels.iter().map(|c| c.pad).max().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateSet {
+    /// How the continuous data must be processed to match the templates.
+    pub recipe: Recipe,
+    /// Sampling rate of every template (Hz).
+    pub rate: f64,
+    /// Samples per template channel (M).
+    pub len: usize,
+    pub templates: Vec<Template>,
+}
+
+impl TemplateSet {
+    /// SEED ids of every channel any template uses, sorted.
+    pub fn channel_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .templates
+            .iter()
+            .flat_map(|t| t.channels.iter().map(|c| c.id.clone()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    pub fn max_pad(&self) -> usize {
+        self.templates
+            .iter()
+            .map(Template::max_pad)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Checksum of everything that affects detections: recipe, rate,
+    /// channels, moveouts, weights and waveforms.
+    pub fn checksum(&self) -> u64 {
+        let mut h = crate::checksum::Fnv1a::default();
+        h.write(format!("{:?}|{}|{}", self.recipe, self.rate, self.len).as_bytes());
+        for t in &self.templates {
+            h.write(t.id.as_bytes());
+            for c in &t.channels {
+                h.write(
+                    format!("|{}|{}|{}|{}|{}", c.id, c.phase, c.start, c.pad, c.weight).as_bytes(),
+                );
+                for v in &c.data {
+                    h.write(&v.to_le_bytes());
+                }
+            }
+        }
+        h.finish()
+    }
+}
