@@ -268,7 +268,7 @@ fn detect(a: DetectArgs) -> Result<()> {
     })
     .to_string();
     let mut writer = output::Writer::create(&a.output, &set, &command_line, &parameters)?;
-    let backend = CpuBackend;
+    let backend = CpuBackend::new();
     eprintln!(
         "tmatch: {} templates, {} days, device {}",
         set.templates.len(),

@@ -26,7 +26,23 @@ pub fn fft_len(m: usize) -> usize {
 }
 
 #[derive(Debug, Default, Clone)]
-pub struct CpuBackend;
+pub struct CpuBackend {
+    /// FFT length; `None` lets [`fft_len`] choose from the template length.
+    fft_len: Option<usize>,
+}
+
+impl CpuBackend {
+    pub fn new() -> CpuBackend {
+        CpuBackend::default()
+    }
+
+    /// A backend with a fixed FFT length (at least the template length).
+    pub fn with_fft_len(fft_len: usize) -> CpuBackend {
+        CpuBackend {
+            fft_len: Some(fft_len),
+        }
+    }
+}
 
 struct Plan {
     l: usize,
@@ -43,8 +59,8 @@ struct Scratch {
 }
 
 impl Plan {
-    fn new(m: usize) -> Plan {
-        let l = fft_len(m);
+    fn new(m: usize, l: usize) -> Plan {
+        assert!(l >= m, "FFT length {l} is shorter than the template ({m})");
         let mut planner = RealFftPlanner::<f32>::new();
         Plan {
             l,
@@ -101,7 +117,7 @@ impl Backend for CpuBackend {
         if n_lags == 0 || templates.is_empty() {
             return Ok(());
         }
-        let plan = Plan::new(m);
+        let plan = Plan::new(m, self.fft_len.unwrap_or_else(|| fft_len(m)).max(m));
         let (l, s, bins) = (plan.l, plan.s, plan.bins());
 
         // Template spectra, once per batch.
@@ -134,10 +150,22 @@ impl Backend for CpuBackend {
 
         for seg0 in (0..n_blocks).step_by(seg_blocks) {
             let nb = seg_blocks.min(n_blocks - seg0);
+            // Blocks of a channel without one valid window (gaps, days with
+            // little data) are neither transformed nor correlated.
+            let active: Vec<bool> = (0..nb * used.len())
+                .map(|i| {
+                    let (b, u) = (seg0 + i / used.len(), i % used.len());
+                    let j0 = b * s;
+                    day.channels[used[u]].norm.inv_std[j0..(j0 + s).min(n_lags)]
+                        .iter()
+                        .any(|&v| v > 0.0)
+                })
+                .collect();
             // Block spectra of every used channel: [block][slot][bin].
             spectra[..nb * used.len() * bins]
                 .par_chunks_mut(bins)
                 .enumerate()
+                .filter(|(i, _)| active[*i])
                 .for_each_init(
                     || (plan.r2c.make_input_vec(), plan.r2c.make_scratch_vec()),
                     |(input, scratch), (i, out)| {
@@ -152,6 +180,7 @@ impl Backend for CpuBackend {
                             .expect("buffer sizes from the plan");
                     },
                 );
+            let active = &active;
             let spectra = &spectra;
             templates
                 .par_iter()
@@ -165,14 +194,21 @@ impl Backend for CpuBackend {
                             let j0 = b * s;
                             let valid = s.min(n_lags - j0);
                             for (c, ts) in t.channels.iter().zip(tspec) {
-                                let base = (bi * used.len() + slot[c.channel]) * bins;
+                                let block = bi * used.len() + slot[c.channel];
+                                if !active[block] {
+                                    continue;
+                                }
+                                let base = block * bins;
                                 let xs = &spectra[base..base + bins];
                                 for ((p, x), t) in w.product.iter_mut().zip(xs).zip(ts) {
                                     *p = x * t;
                                 }
-                                // Real input: the DC and Nyquist bins are real.
+                                // Real input: the DC bin (and the Nyquist bin of an even
+                                // length) is real.
                                 w.product[0].im = 0.0;
-                                w.product[bins - 1].im = 0.0;
+                                if l % 2 == 0 {
+                                    w.product[bins - 1].im = 0.0;
+                                }
                                 plan.c2r
                                     .process_with_scratch(&mut w.product, &mut w.out, &mut w.fft)
                                     .expect("buffer sizes from the plan");

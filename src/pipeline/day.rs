@@ -151,6 +151,20 @@ pub fn detect_day(
     params: &DetectParams,
     backend: &dyn Backend,
 ) -> Result<DayResult> {
+    detect_day_with_stacks(set, archive, day, params, backend, &mut |_, _, _| {})
+}
+
+/// [`detect_day`], also handing each template's stacked trace to `inspect`
+/// as `(template index, time of lag 0, stack)`, after its invalid tail is
+/// zeroed (for checks against other tools and for debugging).
+pub fn detect_day_with_stacks(
+    set: &TemplateSet,
+    archive: &Archive,
+    day: Day,
+    params: &DetectParams,
+    backend: &dyn Backend,
+    inspect: &mut dyn FnMut(usize, Nanos, &[f32]),
+) -> Result<DayResult> {
     let rate = set.rate;
     let m = set.len;
     let lead = lead_samples(params, rate);
@@ -168,12 +182,14 @@ pub fn detect_day(
     };
     result.had_data = true;
 
+    // Work on the stretch that holds data: lag `k` of the stacks below is
+    // sample `first + k` of the stretch.
     let norms: Vec<ChannelNorm> = {
         use rayon::prelude::*;
         stretch
             .channels
             .par_iter()
-            .map(|c| ChannelNorm::new(&c.data, &c.mask, m))
+            .map(|c| ChannelNorm::new(&c.data[first..end], &c.mask[first..end], m))
             .collect()
     };
     let view = DayView {
@@ -182,11 +198,11 @@ pub fn detect_day(
             .iter()
             .zip(&norms)
             .map(|(c, norm)| DayChannel {
-                data: &c.data,
+                data: &c.data[first..end],
                 norm,
             })
             .collect(),
-        len,
+        len: end - first,
         template_len: m,
     };
     let n_lags = view.n_lags();
@@ -198,9 +214,9 @@ pub fn detect_day(
     // Templates in batches whose stacked traces fit the memory budget.
     let batch = (params.memory_budget / (n_lags.max(1) * 4)).max(1);
     let trig = detect::trig_int_samples(params.trig_int, rate);
-    // Lags with data for the whole stream: from its first sample to the last
-    // window that fits before its end.
-    let last_lag = end.saturating_sub(m); // inclusive
+    // The day's own lags, [day_a, day_b), in stack coordinates.
+    let day_a = lead.saturating_sub(first).min(n_lags);
+    let day_b = (lead + n_day).saturating_sub(first).min(n_lags);
     for chunk in active.chunks(batch) {
         let templates: Vec<StackTemplate> = chunk
             .iter()
@@ -210,20 +226,13 @@ pub fn detect_day(
         backend.stack(&view, &templates, &mut stacks)?;
         for (&ti, stack) in chunk.iter().zip(stacks.iter_mut()) {
             let p = prepared[ti].as_ref().unwrap();
-            // Lags where every channel's window lies inside the stream; the
-            // stack is zero outside them, as EQcorrscan zeroes its tail.
-            let valid_end = (last_lag + 1).saturating_sub(p.max_pad).min(n_lags);
-            stack[..first.min(n_lags)].fill(0.0);
-            if valid_end < n_lags {
-                stack[valid_end.max(first.min(n_lags))..].fill(0.0);
-            }
-            // The day's lags that the stream covers, zeroed tail included.
-            let (mad_a, mad_b) = (
-                first.max(lead),
-                (last_lag + 1).min(lead + n_day).min(n_lags),
-            );
-            let mad = if mad_a < mad_b {
-                detect::median_abs(&stack[mad_a..mad_b])
+            // Only lags where every channel's window fits before the end of
+            // the data are valid; the rest is zero (as EQcorrscan zeroes
+            // its tail) and still counts in the median.
+            stack[n_lags.saturating_sub(p.max_pad)..].fill(0.0);
+            inspect(ti, load::sample_time(start, first as i64, rate), stack);
+            let mad = if day_a < day_b {
+                detect::median_abs(&stack[day_a..day_b])
             } else {
                 0.0
             };
@@ -241,20 +250,17 @@ pub fn detect_day(
                     .count()
             };
             let peaks = detect::find_peaks(stack, thresh, trig, |k| used(k) >= params.min_channels);
-            for (k, v) in peaks {
-                if k < lead || k >= lead + n_day {
-                    continue;
-                }
+            for (k, v) in peaks.into_iter().filter(|&(k, _)| k >= day_a && k < day_b) {
                 let n_used = used(k);
                 result.detections.push(Detection {
                     template: ti,
-                    time: load::sample_time(start, k as i64, rate),
+                    time: load::sample_time(start, (first + k) as i64, rate),
                     cc_sum: v,
                     mean_cc: v / n_used.max(1) as f32,
                     threshold: thresh,
                     mad,
                     n_channels: n_used,
-                    channels: channel_picks(set, p, &stretch, k, params.shift_len),
+                    channels: channel_picks(set, p, &stretch, first + k, params.shift_len),
                 });
             }
         }

@@ -3,7 +3,9 @@
 mod day;
 pub mod load;
 
-pub use day::{detect_day, ChannelPick, DayResult, DetectParams, Detection};
+pub use day::{
+    detect_day, detect_day_with_stacks, ChannelPick, DayResult, DetectParams, Detection,
+};
 
 use std::io::IsTerminal;
 use std::path::Path;

@@ -1,0 +1,8 @@
+//! One integration-test binary; each module covers a stage or the CLI.
+
+mod cli;
+mod correlate;
+mod days;
+mod hinet;
+mod roundtrip;
+mod util;

@@ -1,0 +1,62 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// Band-limited random data: white noise smoothed by a short moving sum.
+pub fn noise(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    let white: Vec<f32> = (0..n + 4).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    (0..n)
+        .map(|i| white[i..i + 4].iter().sum::<f32>() + 100.0)
+        .collect()
+}
+
+/// The shared folder beside the repository, if present.
+pub fn shared() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    p.join("reference").is_dir().then_some(p)
+}
+
+/// Announce a skipped test where `cargo test` shows it.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+pub fn tmatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tmatch"))
+        .args(args)
+        .output()
+        .expect("run tmatch")
+}
+
+/// Run tmatch and require success; returns stderr.
+pub fn tmatch_ok(args: &[&str]) -> String {
+    let out = tmatch(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "tmatch {args:?} failed:\n{err}");
+    err
+}
+
+/// The generated sample archive, made once per test run in a temporary
+/// folder (the generator is what made data-samples/).
+pub fn samples() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        tmatch::synth::generate(&tmatch::synth::Spec::samples(), d.path()).unwrap();
+        d
+    })
+    .path()
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
