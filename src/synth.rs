@@ -145,7 +145,7 @@ fn source_waveform(spec: &Spec, src: usize, sta: usize, comp: usize) -> (f64, Ve
         .map(|i| {
             let t = i as f64 / rate;
             spread
-                * 120.0
+                * 10.0
                 * (p_amp * env(t, tp, 1.2) * p_burst[i] + s_amp * env(t, ts, 2.5) * s_burst[i])
         })
         .collect();

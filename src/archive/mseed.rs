@@ -59,15 +59,26 @@ fn for_each_record(
     }
     let reader = mseed::MSFileParam::new_with_flags(path.to_path_buf(), flags)
         .map_err(|e| Error::file(path, format!("cannot open as miniSEED: {e}")))?;
-    let mut n = 0usize;
+    let (mut n, mut bytes) = (0usize, 0u64);
     for rec in reader {
         let rec = rec
             .map_err(|e| Error::file(path, format!("bad miniSEED after {n} good records: {e}")))?;
         f(&rec)?;
         n += 1;
+        bytes += rec.raw().map_or(0, |r| r.len() as u64);
     }
     if n == 0 {
         return Err(Error::file(path, "no miniSEED records found"));
+    }
+    // libmseed stops quietly at a short last record: say the file is cut.
+    if bytes < meta.len() {
+        return Err(Error::file(
+            path,
+            format!(
+                "truncated: {} bytes after the last of {n} complete records are not a record",
+                meta.len() - bytes
+            ),
+        ));
     }
     Ok(())
 }

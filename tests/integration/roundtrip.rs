@@ -1,1 +1,245 @@
+//! miniSEED, templates.h5 and detections.h5 written and read back; the
+//! archive's handling of gaps, overlaps, other rates and bad files.
 
+use std::fs;
+
+use tmatch::archive::{mseed, Archive};
+use tmatch::epoch::{self, NS_PER_S};
+use tmatch::output::{self, DayStatus, Writer};
+use tmatch::pipeline::{ChannelPick, Detection};
+use tmatch::preprocess::Recipe;
+use tmatch::templates::{self, Template, TemplateChannel, TemplateSet};
+
+const ID: &str = "XX.TEST.00.HHZ";
+
+fn t0() -> i64 {
+    epoch::parse_time("2021-06-01T12:00:00Z").unwrap()
+}
+
+#[test]
+fn miniseed_steim2_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.mseed");
+    let samples: Vec<i32> = (0..5000)
+        .map(|i| ((i * 7919) % 2001) - 1000 + i / 3)
+        .collect();
+    mseed::write_steim2(&f, ID, t0() + 5_000_000, 100.0, &samples).unwrap();
+    let recs = mseed::read_records(&f).unwrap();
+    let got: Vec<f64> = recs
+        .iter()
+        .flat_map(|r| r.samples.iter().copied())
+        .collect();
+    assert_eq!(got, samples.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    assert_eq!(recs[0].id, ID);
+    assert_eq!(recs[0].start, t0() + 5_000_000);
+    assert_eq!(recs[0].rate, 100.0);
+    let h = mseed::read_headers(&f).unwrap();
+    assert_eq!(h.len(), recs.len());
+    assert_eq!(h.last().unwrap().end, t0() + 5_000_000 + 50 * NS_PER_S);
+}
+
+#[test]
+fn archive_masks_gaps_and_reports_conflicts_and_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("one.mseed");
+    let b = dir.path().join("two.mseed");
+    let ones = vec![1i32; 1000];
+    mseed::write_steim2(&a, ID, t0(), 100.0, &ones).unwrap(); // 0–10 s
+    mseed::write_steim2(&b, ID, t0() + 15 * NS_PER_S, 100.0, &ones).unwrap(); // 15–25 s: gap 10–15 s
+                                                                              // Overlaps 20–25 s with other values, and a record at another rate.
+    mseed::write_steim2(&b, ID, t0() + 20 * NS_PER_S, 100.0, &vec![7i32; 500]).unwrap();
+    mseed::write_steim2(&b, ID, t0() + 30 * NS_PER_S, 50.0, &vec![3i32; 100]).unwrap();
+    let archive = Archive::open(dir.path()).unwrap();
+    assert!(matches!(archive, Archive::Folder { .. }));
+    let raw = archive
+        .read(ID, t0(), t0() + 40 * NS_PER_S)
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw.rate, 100.0);
+    assert_eq!(raw.data.len(), 4000);
+    assert!(raw.mask[..1000].iter().all(|&m| m));
+    assert!(
+        raw.mask[1000..1500].iter().all(|&m| !m),
+        "the gap is masked"
+    );
+    assert!(raw.mask[1500..2500].iter().all(|&m| m));
+    assert!(
+        raw.mask[2500..].iter().all(|&m| !m),
+        "the 50 Hz record is not data"
+    );
+    assert!(raw.data[2000..2500].iter().all(|&v| v == 1.0 || v == 7.0));
+    assert_eq!(raw.data[1999], 1.0);
+    let problems = raw.problems.join("\n");
+    assert!(problems.contains("disagree"), "{problems}");
+    assert!(problems.contains("50 Hz"), "{problems}");
+    assert!(problems.contains("two.mseed"), "{problems}");
+    // A channel the archive does not have.
+    assert!(archive
+        .read("XX.NONE..HHZ", t0(), t0() + NS_PER_S)
+        .unwrap()
+        .is_none());
+    // The index is cached beside the data and reused.
+    assert!(dir.path().join(".tmatch-index.json").is_file());
+}
+
+#[test]
+fn bad_miniseed_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.mseed");
+    mseed::write_steim2(&good, ID, t0(), 100.0, &vec![5i32; 3000]).unwrap();
+    let bytes = fs::read(&good).unwrap();
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("empty.mseed", Vec::new()),
+        ("truncated.mseed", bytes[..bytes.len() - 300].to_vec()),
+        (
+            "text.mseed",
+            b"this is not miniSEED at all, just some text".repeat(20),
+        ),
+    ];
+    for (name, content) in cases {
+        let p = dir.path().join(name);
+        fs::write(&p, content).unwrap();
+        let err = match mseed::read_records(&p) {
+            Ok(r) => panic!("{name}: read {} records", r.len()),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(name), "{err}");
+    }
+    // In an indexed folder, bad files are listed and the good one is read.
+    let archive = Archive::open(dir.path()).unwrap();
+    let bad: Vec<String> = archive
+        .unreadable()
+        .iter()
+        .map(|u| u.path.display().to_string())
+        .collect();
+    assert!(bad.iter().any(|p| p.ends_with("empty.mseed")), "{bad:?}");
+    assert!(bad.iter().any(|p| p.ends_with("text.mseed")), "{bad:?}");
+    let raw = archive
+        .read(ID, t0(), t0() + 30 * NS_PER_S)
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw.n_present(), 3000);
+}
+
+fn small_set() -> TemplateSet {
+    let chan = |id: &str, pad: usize, k: f32| TemplateChannel {
+        id: id.into(),
+        phase: "S".into(),
+        start: t0() + pad as i64 * 10_000_000,
+        pad,
+        weight: 1.0,
+        data: (0..50).map(|i| (i as f32 * k).sin()).collect(),
+    };
+    TemplateSet {
+        recipe: Recipe {
+            lowcut: Some(2.0),
+            highcut: Some(8.0),
+            order: 4,
+            resample: Some(50.0),
+        },
+        rate: 50.0,
+        len: 50,
+        templates: vec![
+            Template {
+                id: "ev1".into(),
+                origin: t0() - 3 * NS_PER_S,
+                latitude: 46.0,
+                longitude: 8.0,
+                depth_km: 5.0,
+                magnitude: 2.1,
+                channels: vec![chan("XX.A..EHZ", 0, 0.3), chan("XX.B..EHZ", 12, 0.5)],
+            },
+            Template {
+                id: "ev2".into(),
+                origin: t0(),
+                latitude: -1.0,
+                longitude: 2.0,
+                depth_km: 10.0,
+                magnitude: 0.5,
+                channels: vec![chan("XX.A..EHN", 0, 0.7)],
+            },
+        ],
+    }
+}
+
+#[test]
+fn templates_file_round_trip_and_version_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.h5");
+    let set = small_set();
+    templates::write(&set, &p).unwrap();
+    let back = templates::read(&p).unwrap();
+    assert_eq!(back, set);
+    assert_eq!(back.checksum(), set.checksum());
+
+    // A file of another format version is refused with a clear message.
+    {
+        let f = hdf5::File::open_rw(&p).unwrap();
+        f.attr("format_version")
+            .unwrap()
+            .write_scalar(&99u32)
+            .unwrap();
+    }
+    let err = templates::read(&p).unwrap_err().to_string();
+    assert!(err.contains("t.h5") && err.contains("version 99"), "{err}");
+    // And a file that is not a template file at all.
+    let not = dir.path().join("not.h5");
+    fs::write(&not, b"plain text").unwrap();
+    let err = templates::read(&not).unwrap_err().to_string();
+    assert!(err.contains("not.h5"), "{err}");
+}
+
+#[test]
+fn detections_file_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.h5");
+    let set = small_set();
+    let det = |t: usize, s: i64, n: usize| Detection {
+        template: t,
+        time: t0() + s * NS_PER_S,
+        cc_sum: 1.5,
+        mean_cc: 0.75,
+        threshold: 1.0,
+        mad: 0.1,
+        n_channels: n,
+        channels: (0..n)
+            .map(|c| ChannelPick {
+                channel: c,
+                cc: 0.7,
+                best_cc: 0.8,
+                best_lag: -1,
+            })
+            .collect(),
+    };
+    let mut w = Writer::create(&p, &set, "tmatch detect ...", "{}").unwrap();
+    let day = epoch::day_of(t0());
+    let status = |day, n| DayStatus {
+        day,
+        status: "done".into(),
+        n_detections: n,
+        wall_s: 0.5,
+        device: "cpu".into(),
+        problems: String::new(),
+    };
+    w.write_day(&status(day, 2), &[det(0, 10, 2), det(1, 20, 1)])
+        .unwrap();
+    w.write_day(&status(day + 1, 0), &[]).unwrap();
+    w.write_day(&status(day + 2, 1), &[det(0, 86400 * 2 + 5, 2)])
+        .unwrap();
+    drop(w);
+    let d = output::read(&p).unwrap();
+    assert_eq!(d.template_ids, vec!["ev1", "ev2"]);
+    assert_eq!(d.origin_offsets, vec![3 * NS_PER_S, 0]);
+    assert_eq!(d.rows.len(), 3);
+    assert_eq!(d.channels.len(), 5);
+    assert_eq!(d.rows[2].first_channel_row, 3);
+    assert_eq!(d.rows[1].time_ns, t0() + 20 * NS_PER_S);
+    assert_eq!(d.days.len(), 3);
+    assert_eq!(d.days[2].day, day + 2);
+    let csv = output::to_csv(&d);
+    assert_eq!(csv.lines().count(), 4);
+    assert!(
+        csv.contains("ev1,2021-06-01T12:00:10.000000Z,2021-06-01T12:00:07.000000Z,1.500000"),
+        "{csv}"
+    );
+}
