@@ -112,8 +112,8 @@ struct DetectArgs {
     #[arg(long)]
     archive: PathBuf,
     /// Days (UTC): 2012 | 2010-2020 | 2012-09-02 | 2012-246 | FIRST..LAST.
-    #[arg(long)]
-    days: String,
+    #[arg(long, value_parser = parse_days)]
+    days: Days,
     /// Output detections file (HDF5).
     #[arg(short, long)]
     output: PathBuf,
@@ -155,6 +155,14 @@ struct ExportArgs {
     /// Output file (default: standard output).
     #[arg(short, long)]
     output: Option<PathBuf>,
+}
+
+/// The days of a `--days` argument, with the text as given.
+#[derive(Clone)]
+struct Days(String, Vec<epoch::Day>);
+
+fn parse_days(s: &str) -> Result<Days, String> {
+    Ok(Days(s.to_string(), epoch::parse_days(s)?))
 }
 
 fn build(a: BuildArgs) -> Result<()> {
@@ -243,9 +251,7 @@ fn detect(a: DetectArgs) -> Result<()> {
         }
         d => bail!("--device {d}: expected auto, cpu or cuda[:N,...]"),
     }
-    let days = epoch::parse_days(&a.days)
-        .map_err(anyhow::Error::msg)
-        .context("--days")?;
+    let Days(days_arg, days) = a.days;
     if !(a.memory > 0.0) {
         bail!("--memory must be positive");
     }
@@ -262,7 +268,7 @@ fn detect(a: DetectArgs) -> Result<()> {
     };
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let parameters = serde_json::json!({
-        "templates": a.templates, "archive": a.archive, "days": a.days,
+        "templates": a.templates, "archive": a.archive, "days": days_arg,
         "threshold": a.threshold, "threshold_type": a.threshold_type.to_string(),
         "trig_int": a.trig_int, "min_channels": a.min_channels, "shift_len": a.shift_len,
     })

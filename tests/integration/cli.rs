@@ -1,1 +1,337 @@
+//! The `tmatch` binary: the quick-start flow, exit codes, and bad input
+//! that must fail clearly (naming the file) or be recorded and survived.
 
+use std::fs;
+use std::path::Path;
+
+use crate::util::{s, samples, tmatch, tmatch_ok};
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+fn build_templates(dir: &Path, extra: &[&str]) -> String {
+    let t = dir.join("t.h5");
+    let d = samples();
+    let (picks, events, archive) = (d.join("picks.csv"), d.join("events.csv"), d.join("archive"));
+    let mut args = vec![
+        "templates",
+        "build",
+        "--picks",
+        s(&picks),
+        "--events",
+        s(&events),
+        "--archive",
+        s(&archive),
+        "-o",
+        s(&t),
+        "--lowcut",
+        "2",
+        "--highcut",
+        "8",
+    ];
+    args.extend_from_slice(extra);
+    tmatch_ok(&args);
+    s(&t).to_string()
+}
+
+const DAYS: &str = "2024-02-29..2024-03-01";
+
+#[test]
+fn quick_start_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = dir.path().join("gen");
+    tmatch_ok(&["synth", "-o", s(&gen)]);
+    assert!(gen
+        .join("archive/2024/XX/ALFA/EHZ.D/XX.ALFA..EHZ.D.2024.060")
+        .is_file());
+    let t = build_templates(dir.path(), &[]);
+    let info = tmatch(&["templates", "info", &t]);
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains("templates        3") && info.contains("lowcut 2 Hz"),
+        "{info}"
+    );
+    let out = dir.path().join("d.h5");
+    let archive = samples().join("archive");
+    let log = tmatch_ok(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        s(&archive),
+        "--days",
+        DAYS,
+        "-o",
+        s(&out),
+        "--threshold",
+        "10",
+    ]);
+    assert!(log.contains("2024-02-29: done"), "{log}");
+    let csv = dir.path().join("d.csv");
+    tmatch_ok(&["export", s(&out), "-o", s(&csv)]);
+    let csv = fs::read_to_string(csv).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 14, "{csv}");
+    assert!(csv.starts_with("template,detect_time,origin_time,cc_sum"));
+    // The output is not overwritten without being asked.
+    let again = tmatch(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        s(&archive),
+        "--days",
+        DAYS,
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_device_errors_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = build_templates(dir.path(), &[]);
+    let a = s(&samples().join("archive")).to_string();
+    let out = s(&dir.path().join("d.h5")).to_string();
+    let bad_days = tmatch(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        &a,
+        "--days",
+        "2024-13-01",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(bad_days.status.code(), Some(2));
+    let cuda = tmatch(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        &a,
+        "--days",
+        DAYS,
+        "-o",
+        &out,
+        "--device",
+        "cuda",
+    ]);
+    assert_eq!(cuda.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&cuda.stderr).contains("CUDA"));
+    assert!(
+        !Path::new(&out).exists(),
+        "nothing written for a refused run"
+    );
+}
+
+#[test]
+fn unwritable_output_and_foreign_template_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = build_templates(dir.path(), &[]);
+    let a = s(&samples().join("archive")).to_string();
+    // A parent that is a file cannot hold the output (whoever runs this).
+    let blocker = dir.path().join("not-a-folder");
+    fs::write(&blocker, "x").unwrap();
+    let out = blocker.join("d.h5");
+    let r = tmatch(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        &a,
+        "--days",
+        DAYS,
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains(s(&out)),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+
+    {
+        let f = hdf5::File::open_rw(&t).unwrap();
+        f.attr("format_version")
+            .unwrap()
+            .write_scalar(&7u32)
+            .unwrap();
+    }
+    let out = dir.path().join("d.h5");
+    let r = tmatch(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        &a,
+        "--days",
+        DAYS,
+        "-o",
+        s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(err.contains("t.h5") && err.contains("version 7"), "{err}");
+}
+
+#[test]
+fn a_truncated_day_file_is_reported_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = build_templates(dir.path(), &[]);
+    let archive = dir.path().join("archive");
+    copy_dir(&samples().join("archive"), &archive);
+    let bad = archive.join("2024/XX/BRVO/EHN.D/XX.BRVO..EHN.D.2024.061");
+    let bytes = fs::read(&bad).unwrap();
+    fs::write(&bad, &bytes[..bytes.len() / 2 + 100]).unwrap();
+    let out = dir.path().join("d.h5");
+    let log = tmatch_ok(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        s(&archive),
+        "--days",
+        DAYS,
+        "-o",
+        s(&out),
+    ]);
+    assert!(
+        log.contains("XX.BRVO..EHN.D.2024.061") && log.contains("truncated"),
+        "{log}"
+    );
+    let d = tmatch::output::read(&out).unwrap();
+    assert_eq!(d.days.len(), 2);
+    assert!(d.days[1].problems.contains("truncated"), "{:?}", d.days[1]);
+    // The day still detects with the other channels.
+    assert!(
+        d.rows
+            .iter()
+            .filter(|r| r.time_ns >= tmatch::epoch::day_start(d.days[1].day))
+            .count()
+            >= 6
+    );
+}
+
+#[test]
+fn missing_channels_are_used_around_and_min_channels_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = build_templates(dir.path(), &[]);
+    let archive = dir.path().join("archive");
+    copy_dir(&samples().join("archive"), &archive);
+    fs::remove_dir_all(archive.join("2024/XX/CHRL")).unwrap();
+    let out = dir.path().join("d.h5");
+    let log = tmatch_ok(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        s(&archive),
+        "--days",
+        DAYS,
+        "-o",
+        s(&out),
+    ]);
+    assert!(log.contains("3 channels without data"), "{log}");
+    let d = tmatch::output::read(&out).unwrap();
+    assert_eq!(d.rows.len(), 14);
+    assert!(d.rows.iter().all(|r| r.n_channels == 6));
+    assert!(d.days[0].problems.contains("XX.CHRL..EHZ: no data"));
+
+    let strict = dir.path().join("strict.h5");
+    tmatch_ok(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        s(&archive),
+        "--days",
+        DAYS,
+        "-o",
+        s(&strict),
+        "--min-channels",
+        "7",
+    ]);
+    assert!(tmatch::output::read(&strict).unwrap().rows.is_empty());
+}
+
+#[test]
+fn other_sampling_rates_need_a_resampling_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = dir.path().join("slow");
+    let spec = tmatch::synth::Spec {
+        rate: 20.0,
+        ..tmatch::synth::Spec::samples()
+    };
+    tmatch::synth::generate(&spec, &slow).unwrap();
+    let archive = s(&slow.join("archive")).to_string();
+    // 40 Hz templates against 20 Hz data: every channel is refused, by name.
+    let t = build_templates(dir.path(), &[]);
+    let out = dir.path().join("d.h5");
+    let r = tmatch(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        &archive,
+        "--days",
+        DAYS,
+        "-o",
+        s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("sampled at 20 Hz, templates at 40 Hz"),
+        "{err}"
+    );
+    // Templates resampled to 20 Hz find the events in the 40 Hz data, which
+    // the recipe resamples the same way.
+    let t20 = dir.path().join("t20.h5");
+    let d = samples();
+    tmatch_ok(&[
+        "templates",
+        "build",
+        "--picks",
+        s(&d.join("picks.csv")),
+        "--archive",
+        s(&d.join("archive")),
+        "-o",
+        s(&t20),
+        "--lowcut",
+        "2",
+        "--highcut",
+        "8",
+        "--sampling-rate",
+        "20",
+    ]);
+    let out20 = dir.path().join("d20.h5");
+    let archive40 = samples().join("archive");
+    tmatch_ok(&[
+        "detect",
+        "--templates",
+        s(&t20),
+        "--archive",
+        s(&archive40),
+        "--days",
+        DAYS,
+        "-o",
+        s(&out20),
+        "--threshold",
+        "10",
+    ]);
+    let rows = tmatch::output::read(&out20).unwrap().rows;
+    assert_eq!(rows.len(), 14, "{rows:?}");
+}
