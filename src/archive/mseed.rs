@@ -53,11 +53,14 @@ fn for_each_record(
     // libmseed opens the path itself: check readability first so that a
     // permission problem reads as one.
     fs::File::open(path).at(path)?;
+    // libmseed takes its argument for a URL when it can: give it an
+    // absolute path (a relative `../x` loses its first dot there).
+    let abs = fs::canonicalize(path).at(path)?;
     let mut flags = MSControlFlags::MSF_VALIDATECRC;
     if unpack {
         flags |= MSControlFlags::MSF_UNPACKDATA;
     }
-    let reader = mseed::MSFileParam::new_with_flags(path.to_path_buf(), flags)
+    let reader = mseed::MSFileParam::new_with_flags(abs, flags)
         .map_err(|e| Error::file(path, format!("cannot open as miniSEED: {e}")))?;
     let (mut n, mut bytes) = (0usize, 0u64);
     for rec in reader {

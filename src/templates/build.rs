@@ -308,7 +308,12 @@ fn native_rate(
         match archive.read(id, *start, start + 10 * NS_PER_S) {
             Ok(Some(raw)) => return Ok(raw.rate),
             Ok(None) => {}
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => {
+                let e = e.to_string();
+                if !problems.contains(&e) {
+                    problems.push(e);
+                }
+            }
         }
     }
     Err(Error::Input(format!(

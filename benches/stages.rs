@@ -1,0 +1,134 @@
+//! Throughput of the pipeline stages on synthetic data:
+//! `cargo bench --bench stages`. Correlation is reported in
+//! template-channel-samples per second (one template channel correlated
+//! with one data sample), next to its floor: the multiply and inverse real
+//! FFT of one overlap-save block, per valid lag.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use realfft::RealFftPlanner;
+use tmatch::correlate::cpu::{fft_len, CpuBackend};
+use tmatch::correlate::{
+    normalize_template, Backend, ChannelNorm, DayChannel, DayView, StackChannel, StackTemplate,
+};
+
+fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
+}
+
+/// One hour at 100 Hz on 8 channels, 4 templates of 8 channels.
+fn correlate(c: &mut Criterion) {
+    let (n, n_chan, n_tmpl) = (360_000, 8, 4);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let data: Vec<Vec<f32>> = (0..n_chan).map(|_| random(&mut rng, n)).collect();
+    let mask = vec![true; n];
+    let mut g = c.benchmark_group("correlate");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for m in [200, 400, 800] {
+        let norms: Vec<ChannelNorm> = data.iter().map(|x| ChannelNorm::new(x, &mask, m)).collect();
+        let view = DayView {
+            channels: data
+                .iter()
+                .zip(&norms)
+                .map(|(x, norm)| DayChannel { data: x, norm })
+                .collect(),
+            len: n,
+            template_len: m,
+        };
+        let templates: Vec<StackTemplate> = (0..n_tmpl)
+            .map(|_| StackTemplate {
+                channels: (0..n_chan)
+                    .map(|ch| StackChannel {
+                        channel: ch,
+                        pad: ch * 10,
+                        weight: 1.0,
+                        waveform: normalize_template(&random(&mut rng, m)).unwrap(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut stacks = vec![Vec::new(); n_tmpl];
+        g.throughput(Throughput::Elements(
+            (n_tmpl * n_chan * view.n_lags()) as u64,
+        ));
+        let backend = CpuBackend::new();
+        g.bench_with_input(BenchmarkId::new("fft", m), &m, |b, _| {
+            b.iter(|| backend.stack(&view, &templates, &mut stacks).unwrap())
+        });
+    }
+    g.finish();
+}
+
+/// The floor: multiply by a template spectrum and inverse real FFT, one
+/// block, single thread; throughput in valid lags (samples) per second.
+fn floor(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor");
+    for m in [200, 400, 800] {
+        let l = fft_len(m);
+        let mut planner = RealFftPlanner::<f32>::new();
+        let c2r = planner.plan_fft_inverse(l);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let x: Vec<_> = (0..l / 2 + 1)
+            .map(|_| realfft::num_complex::Complex::<f32>::new(rng.gen(), rng.gen()))
+            .collect();
+        let t = x.clone();
+        let mut prod = c2r.make_input_vec();
+        let mut out = c2r.make_output_vec();
+        let mut scratch = c2r.make_scratch_vec();
+        g.throughput(Throughput::Elements((l - m + 1) as u64));
+        g.bench_with_input(
+            BenchmarkId::new("mul_irfft", format!("M{m}_L{l}")),
+            &m,
+            |b, _| {
+                b.iter(|| {
+                    for ((p, a), b) in prod.iter_mut().zip(&x).zip(&t) {
+                        *p = a * b;
+                    }
+                    prod[0].im = 0.0;
+                    prod[l / 2].im = 0.0;
+                    c2r.process_with_scratch(&mut prod, &mut out, &mut scratch)
+                        .unwrap();
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+/// Moving normalization and peak finding over one day at 100 Hz.
+fn per_day(c: &mut Criterion) {
+    let n = 8_640_000;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let x = random(&mut rng, n);
+    let mask = vec![true; n];
+    let mut g = c.benchmark_group("per_day");
+    g.sample_size(10).throughput(Throughput::Elements(n as u64));
+    g.bench_function("norm_M400", |b| b.iter(|| ChannelNorm::new(&x, &mask, 400)));
+    g.bench_function("median_abs", |b| b.iter(|| tmatch::detect::median_abs(&x)));
+    g.bench_function("find_peaks", |b| {
+        b.iter(|| tmatch::detect::find_peaks(&x, 0.999, 600, |_| true))
+    });
+    g.finish();
+}
+
+/// miniSEED decoding (Steim2 through libmseed), samples per second.
+fn mseed_decode(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.mseed");
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let n = 1_000_000;
+    let samples: Vec<i32> = (0..n).map(|_| rng.gen_range(-2000..2000)).collect();
+    tmatch::archive::mseed::write_steim2(&path, "XX.STA..HHZ", 0, 100.0, &samples).unwrap();
+    let mut g = c.benchmark_group("mseed");
+    g.sample_size(10).throughput(Throughput::Elements(n as u64));
+    g.bench_function("read_steim2", |b| {
+        b.iter(|| tmatch::archive::mseed::read_records(&path).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, correlate, floor, per_day, mseed_decode);
+criterion_main!(benches);
