@@ -126,12 +126,16 @@ fn detrend(x: &mut [f64]) {
     }
 }
 
-/// Fourier resampling to `n_out` samples as ObsPy's `Trace.resample` does
-/// by default: the spectrum is tapered with a Hann window (an anti-alias
-/// roll-off towards the old Nyquist frequency), cut or zero-extended to the
-/// new length, and transformed back.
-fn resample(x: &[f64], n_out: usize) -> Vec<f64> {
+/// Fourier resampling from `rate_in` to `rate_out` with ObsPy's
+/// `Trace.resample` algorithm (what EQcorrscan uses): the spectrum is
+/// tapered with a periodic Hann window (an anti-alias roll-off towards the
+/// old Nyquist frequency), linearly interpolated onto the frequencies of
+/// the new length `int(n / (rate_in / rate_out))`, and transformed back.
+/// When `n` is a multiple of the rate ratio the new frequencies fall on old
+/// ones and nothing is interpolated.
+fn resample(x: &[f64], rate_in: f64, rate_out: f64) -> Vec<f64> {
     let n = x.len();
+    let n_out = (n as f64 / (rate_in / rate_out)) as usize;
     if n == 0 || n_out == 0 {
         return vec![0.0; n_out];
     }
@@ -142,11 +146,31 @@ fn resample(x: &[f64], n_out: usize) -> Vec<f64> {
     let mut spec = fwd.make_output_vec();
     fwd.process(&mut input, &mut spec)
         .expect("buffer sizes from the plan");
+    let two_pi = 2.0 * std::f64::consts::PI;
+    for (k, s) in spec.iter_mut().enumerate() {
+        // ifftshift of the periodic Hann window, first half.
+        let j = (k + n / 2) % n;
+        *s *= 0.5 - 0.5 * (two_pi * j as f64 / n as f64).cos();
+    }
+    let df = 1.0 / (n as f64 * (1.0 / rate_in));
+    let df_out = 1.0 / n_out as f64 * rate_out;
+    let last = spec.len() - 1;
     let mut out_spec = inv.make_input_vec();
-    let keep = out_spec.len().min(spec.len());
-    for (k, (o, s)) in out_spec.iter_mut().zip(&spec).take(keep).enumerate() {
-        let w = 0.5 * (1.0 + (2.0 * std::f64::consts::PI * k as f64 / n as f64).cos());
-        *o = s * w;
+    for (k, o) in out_spec.iter_mut().enumerate() {
+        let f = df_out * k as f64;
+        let mut j = ((f / df) as usize).min(last);
+        while j > 0 && df * j as f64 > f {
+            j -= 1;
+        }
+        while j < last && df * (j + 1) as f64 <= f {
+            j += 1;
+        }
+        *o = if j >= last {
+            spec[last]
+        } else {
+            let t = (f - df * j as f64) / df;
+            spec[j] + (spec[j + 1] - spec[j]) * t
+        };
     }
     // The inverse of a real signal has real DC and Nyquist bins.
     out_spec[0].im = 0.0;
@@ -198,7 +222,7 @@ pub fn process(raw: &RawTrace, recipe: &Recipe, start: Nanos, len: usize) -> Pro
         let t_seg = raw.start as f64 + a as f64 * 1e9 / raw.rate;
         let first = ((t_seg - start as f64) * rate / 1e9).round() as i64;
         if (ratio - 1.0).abs() > 1e-9 {
-            seg = resample(&seg, (seg.len() as f64 * ratio) as usize);
+            seg = resample(&seg, raw.rate, rate);
             detrend(&mut seg);
         }
         if let Some(sos) = &sos {
@@ -237,7 +261,7 @@ mod tests {
         let x: Vec<f64> = (0..1000).map(|i| f(i as f64 / 100.0)).collect();
         let w = 0.5 * (1.0 + (2.0 * std::f64::consts::PI * 20.0 / 1000.0).cos());
         for (rate, n) in [(50.0, 500), (200.0, 2000)] {
-            let y = resample(&x, n);
+            let y = resample(&x, 100.0, rate);
             assert_eq!(y.len(), n);
             for (i, v) in y.iter().enumerate() {
                 assert!(
@@ -326,6 +350,62 @@ mod tests {
                     "{recipe:?}: sample {}: {} vs {w}",
                     8 * i,
                     y[8 * i]
+                );
+            }
+        }
+    }
+
+    /// Against ObsPy 1.4's `Trace.resample` (its defaults: Hann window, no
+    /// prefilter) on 101 samples, whose length is not a multiple of the
+    /// rate ratio (values printed by ObsPy).
+    #[test]
+    fn resample_matches_obspy() {
+        let x: Vec<f64> = (0..101)
+            .map(|i| {
+                let i = i as f64;
+                (0.3 * i).sin() + 0.5 * (1.1 * i).cos() + 0.02 * i
+            })
+            .collect();
+        let cases: [(f64, usize, usize, &[f64]); 2] = [
+            (
+                50.0,
+                50,
+                7,
+                &[
+                    0.5162970740661457,
+                    -0.8852441772678121,
+                    1.598174315464049,
+                    0.7635651005316969,
+                    0.4847143107567969,
+                    1.790110857003593,
+                    2.26979125199845,
+                    0.8350380837572294,
+                ],
+            ),
+            (
+                40.0,
+                40,
+                6,
+                &[
+                    0.48813851774501765,
+                    -0.8915199950773608,
+                    0.8938321490377128,
+                    1.9199371594336914,
+                    0.4939462390893848,
+                    0.7806452018282272,
+                    2.9477597518571366,
+                ],
+            ),
+        ];
+        for (rate, n, step, want) in cases {
+            let y = resample(&x, 100.0, rate);
+            assert_eq!(y.len(), n);
+            for (i, w) in want.iter().enumerate() {
+                assert!(
+                    (y[step * i] - w).abs() < 1e-9,
+                    "{rate} Hz sample {}: {} vs {w}",
+                    step * i,
+                    y[step * i]
                 );
             }
         }

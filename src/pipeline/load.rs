@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::archive::Archive;
+use crate::archive::{Archive, RawTrace};
 use crate::epoch::Nanos;
 use crate::preprocess::{self, Recipe};
 
@@ -63,6 +63,27 @@ pub fn sample_time(start: Nanos, i: i64, rate: f64) -> Nanos {
     start + (i as f64 * 1e9 / rate).round() as i64
 }
 
+/// Drop the last few samples of a trace read at an integer rate, when it is
+/// to be resampled to another integer rate, so that its length gives a
+/// whole number of output samples: a stretch whose length is not such a
+/// multiple is resampled onto slightly shifted frequencies (ObsPy's method),
+/// which stretches time by up to a sample over the stretch. Only the end of
+/// the margin read past the window is dropped; a stretch that ends earlier
+/// (a finite recording) keeps its length, as ObsPy would.
+fn whole_output_samples(raw: &mut RawTrace, target: f64) {
+    let (a, b) = (raw.rate, target);
+    if a.fract() != 0.0 || b.fract() != 0.0 || a <= 0.0 || b <= 0.0 {
+        return;
+    }
+    let (mut x, mut y) = (a as u64, b as u64);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    let q = (a as u64 / x) as usize;
+    let n = raw.mask.len();
+    raw.mask[n - n % q..].fill(false);
+}
+
 /// Read and process channels `ids` onto `start + i / rate`, `len` samples.
 /// Channels without data are left out (and said in `problems`); channels
 /// at another sampling rate than `rate`, when the recipe does not resample,
@@ -90,6 +111,10 @@ pub fn load(
                 Ok(None) => return (None, vec![format!("{id}: no data")]),
                 Err(e) => return (None, vec![e.to_string()]),
             };
+            let mut raw = raw;
+            if let Some(target) = recipe.resample {
+                whole_output_samples(&mut raw, target);
+            }
             let mut problems = raw.problems.clone();
             if recipe.resample.is_none() && ((raw.rate - rate) / rate).abs() > 1e-4 {
                 problems.push(format!(

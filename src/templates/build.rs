@@ -60,6 +60,17 @@ fn round_half_even(x: f64) -> i64 {
     }
 }
 
+/// Index of the first sample of a window starting at `start`, on a channel
+/// whose samples are `grid + i / rate`. Counted from the channel's first
+/// sample with data, as `round((start − first) · rate)` with the time
+/// difference in seconds as a double: a window that falls exactly between
+/// two samples then goes the way EQcorrscan's references are cut.
+fn window_index(grid: Nanos, mask: &[bool], start: Nanos, rate: f64) -> i64 {
+    let first = mask.iter().position(|&m| m).unwrap_or(0) as i64;
+    let t_first = load::sample_time(grid, first, rate);
+    first + round_half_even((start - t_first) as f64 / 1e9 * rate)
+}
+
 fn phase_matches(phase: Phase, p: &Pick) -> bool {
     match phase {
         Phase::All => p.phase == "P" || p.phase == "S",
@@ -199,7 +210,7 @@ pub fn build(
                 continue;
             };
             let ch = &stretch.channels[ci];
-            let i0 = round_half_even((start - grid) as f64 * rate / 1e9);
+            let i0 = window_index(grid, &ch.mask, *start, rate);
             if i0 < 0 || i0 as usize + m > ch.data.len() {
                 warnings.push(format!(
                     "template {ev}: {id} {phase}: window outside the data read"
