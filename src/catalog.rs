@@ -281,3 +281,68 @@ pub fn read_quakeml(path: &Path) -> Result<Catalog> {
     }
     Ok(cat)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quakeml_events_origins_and_picks() {
+        let xml = r#"<?xml version="1.0"?>
+<q:quakeml xmlns="http://quakeml.org/xmlns/bed/1.2" xmlns:q="http://quakeml.org/xmlns/quakeml/1.2">
+ <eventParameters publicID="smi:local/x">
+  <event publicID="smi:local/event/ev7">
+   <preferredOriginID>smi:local/o2</preferredOriginID>
+   <origin publicID="smi:local/o1"><time><value>2020-01-01T00:00:00Z</value></time></origin>
+   <origin publicID="smi:local/o2">
+    <time><value>2020-01-01T00:00:01.5Z</value></time>
+    <latitude><value>46.1</value></latitude><longitude><value>8.2</value></longitude>
+    <depth><value>7500</value></depth>
+   </origin>
+   <magnitude publicID="smi:local/m"><mag><value>2.4</value></mag></magnitude>
+   <pick publicID="smi:local/p1">
+    <time><value>2020-01-01T00:00:03.25Z</value></time>
+    <waveformID networkCode="XX" stationCode="AB" locationCode="00" channelCode="HHZ"/>
+    <phaseHint>Pg</phaseHint>
+   </pick>
+  </event>
+ </eventParameters>
+</q:quakeml>"#;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.xml");
+        fs::write(&p, xml).unwrap();
+        let cat = read_quakeml(&p).unwrap();
+        let e = &cat.events["ev7"];
+        assert_eq!(
+            e.origin,
+            epoch::parse_time("2020-01-01T00:00:01.5Z").unwrap()
+        );
+        assert_eq!(
+            (e.latitude, e.longitude, e.depth_km, e.magnitude),
+            (46.1, 8.2, 7.5, 2.4)
+        );
+        assert_eq!(cat.picks.len(), 1);
+        assert_eq!(cat.picks[0].seed_id(), "XX.AB.00.HHZ");
+        assert_eq!(cat.picks[0].phase, "P");
+        assert_eq!(
+            cat.picks[0].time,
+            epoch::parse_time("2020-01-01T00:00:03.25Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn csv_errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("picks.csv");
+        fs::write(
+            &p,
+            "event_id,network,station,channel,phase,time\ne1,XX,AB,HHZ,P,2020-13-01T00:00:00Z\n",
+        )
+        .unwrap();
+        let err = read_picks_csv(&p).unwrap_err().to_string();
+        assert!(err.contains("picks.csv") && err.contains("line 2"), "{err}");
+        fs::write(&p, "event_id,station,channel,phase,time\n").unwrap();
+        let err = read_picks_csv(&p).unwrap_err().to_string();
+        assert!(err.contains("no 'network' column"), "{err}");
+    }
+}

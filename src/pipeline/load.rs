@@ -84,6 +84,26 @@ fn whole_output_samples(raw: &mut RawTrace, target: f64) {
     raw.mask[n - n % q..].fill(false);
 }
 
+/// Seconds of data in runs of identical samples at least ten seconds long
+/// (a dead or clipped sensor, or a digitizer filling with a constant).
+fn flat_seconds(raw: &RawTrace) -> f64 {
+    let min_run = ((10.0 * raw.rate) as usize).max(2);
+    let (mut total, mut run) = (0usize, 1usize);
+    for i in 1..=raw.data.len() {
+        let same =
+            i < raw.data.len() && raw.mask[i] && raw.mask[i - 1] && raw.data[i] == raw.data[i - 1];
+        if same {
+            run += 1;
+        } else {
+            if run >= min_run {
+                total += run;
+            }
+            run = 1;
+        }
+    }
+    total as f64 / raw.rate
+}
+
 /// Read and process channels `ids` onto `start + i / rate`, `len` samples.
 /// Channels without data are left out (and said in `problems`); channels
 /// at another sampling rate than `rate`, when the recipe does not resample,
@@ -123,6 +143,12 @@ pub fn load(
                     raw.rate
                 ));
                 return (None, problems);
+            }
+            let flat = flat_seconds(&raw);
+            if flat > 0.0 {
+                problems.push(format!(
+                    "{id}: flat (constant) data for {flat:.0} s; no correlation there"
+                ));
             }
             let p = preprocess::process(&raw, recipe, start, len);
             if !p.mask.iter().any(|&m| m) {

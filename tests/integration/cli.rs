@@ -335,3 +335,52 @@ fn other_sampling_rates_need_a_resampling_recipe() {
     let rows = tmatch::output::read(&out20).unwrap().rows;
     assert_eq!(rows.len(), 14, "{rows:?}");
 }
+
+#[test]
+fn flat_data_is_reported_and_low_snr_channels_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = build_templates(dir.path(), &[]);
+    let archive = dir.path().join("archive");
+    copy_dir(&samples().join("archive"), &archive);
+    let f = archive.join("2024/XX/ALFA/EHZ.D/XX.ALFA..EHZ.D.2024.061");
+    fs::remove_file(&f).unwrap();
+    let day = tmatch::epoch::parse_time("2024-03-01T00:00:00Z").unwrap();
+    tmatch::archive::mseed::write_steim2(&f, "XX.ALFA..EHZ", day, 40.0, &vec![120; 40 * 3600])
+        .unwrap();
+    let out = dir.path().join("d.h5");
+    let log = tmatch_ok(&[
+        "detect",
+        "--templates",
+        &t,
+        "--archive",
+        s(&archive),
+        "--days",
+        DAYS,
+        "-o",
+        s(&out),
+    ]);
+    assert!(log.contains("XX.ALFA..EHZ: flat"), "{log}");
+
+    let d = samples();
+    let (picks, arch) = (d.join("picks.csv"), d.join("archive"));
+    let strict = dir.path().join("strict.h5");
+    let r = tmatch(&[
+        "templates",
+        "build",
+        "--picks",
+        s(&picks),
+        "--archive",
+        s(&arch),
+        "-o",
+        s(&strict),
+        "--min-snr",
+        "1000",
+    ]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        err.contains("below --min-snr 1000") && err.contains("no template could be built"),
+        "{err}"
+    );
+    assert!(!strict.exists());
+}

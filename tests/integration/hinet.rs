@@ -63,6 +63,9 @@ fn hinet_s4_matches_eqcorrscan() {
     };
     let (set, warnings) = build(&cat, &archive, &opts).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
+    // The QuakeML form of the same catalog gives the same templates.
+    let qml = catalog::read_quakeml(&data.join("catalog/templates_quakeml.xml")).unwrap();
+    assert_eq!(build(&qml, &archive, &opts).unwrap().0, set);
     assert_eq!(set.templates.len(), 14);
     assert!(set.templates.iter().all(|t| t.channels.len() == 21));
 
