@@ -149,8 +149,9 @@ impl Archive {
         }
     }
 
-    /// Channel `id` over `[t0, t1)` on the grid `t0 + i / rate`, where `rate`
-    /// is the channel's own sampling rate. `None` if no record overlaps.
+    /// Channel `id` within `[t0, t1)` on the grid `t0 + i / rate`, where
+    /// `rate` is the channel's own sampling rate; the trace covers the part
+    /// of the window the records span. `None` if no record overlaps.
     pub fn read(&self, id: &str, t0: Nanos, t1: Nanos) -> Result<Option<RawTrace>> {
         let mut problems = Vec::new();
         let mut records = Vec::new();
@@ -187,13 +188,30 @@ impl Archive {
         records.sort_by_key(|(_, r)| r.start);
         // The first record's rate is the channel's; others are reported.
         let rate = records[0].1.rate;
-        let n = ((t1 - t0) as f64 * rate / 1e9).ceil() as usize;
+        let same_rate = |r: &mseed::Record| ((r.rate - rate) / rate).abs() <= 1e-4;
+        let index = |t: Nanos| ((t - t0) as f64 * rate / 1e9).round() as i64;
+        // The grid spans the window's samples that the records cover.
+        let n_window = ((t1 - t0) as f64 * rate / 1e9).ceil() as i64;
+        let lo = records
+            .iter()
+            .filter(|(_, r)| same_rate(r))
+            .map(|(_, r)| index(r.start))
+            .min()
+            .unwrap_or(0);
+        let hi = records
+            .iter()
+            .filter(|(_, r)| same_rate(r))
+            .map(|(_, r)| index(r.start) + r.samples.len() as i64)
+            .max()
+            .unwrap_or(0);
+        let (lo, hi) = (lo.clamp(0, n_window), hi.clamp(0, n_window));
+        let n = (hi - lo).max(0) as usize;
         let mut data = vec![0.0; n];
         let mut mask = vec![false; n];
         let mut conflicts = 0usize;
         let mut conflict_file = None;
         for (path, r) in &records {
-            if ((r.rate - rate) / rate).abs() > 1e-4 {
+            if !same_rate(r) {
                 problems.push(format!(
                     "{}: {id} record at {} has sampling rate {} Hz, the channel has {rate} Hz; \
                      record ignored",
@@ -203,7 +221,7 @@ impl Archive {
                 ));
                 continue;
             }
-            let offset = ((r.start - t0) as f64 * rate / 1e9).round() as i64;
+            let offset = index(r.start) - lo;
             for (i, &v) in r.samples.iter().enumerate() {
                 let j = offset + i as i64;
                 if j < 0 || j >= n as i64 {
@@ -230,7 +248,7 @@ impl Archive {
         }
         Ok(Some(RawTrace {
             id: id.to_string(),
-            start: t0,
+            start: t0 + (lo as f64 * 1e9 / rate).round() as i64,
             rate,
             data,
             mask,

@@ -214,9 +214,11 @@ pub fn detect_day_with_stacks(
     // Templates in batches whose stacked traces fit the memory budget.
     let batch = (params.memory_budget / (n_lags.max(1) * 4)).max(1);
     let trig = detect::trig_int_samples(params.trig_int, rate);
-    // The day's own lags, [day_a, day_b), in stack coordinates.
-    let day_a = lead.saturating_sub(first).min(n_lags);
-    let day_b = (lead + n_day).saturating_sub(first).min(n_lags);
+    // The day's own lags, [day_a, day_b), in stack coordinates (the stack
+    // starts `stretch.offset + first` samples after `start`).
+    let origin = stretch.offset + first;
+    let day_a = lead.saturating_sub(origin).min(n_lags);
+    let day_b = (lead + n_day).saturating_sub(origin).min(n_lags);
     for chunk in active.chunks(batch) {
         let templates: Vec<StackTemplate> = chunk
             .iter()
@@ -230,7 +232,11 @@ pub fn detect_day_with_stacks(
             // the data are valid; the rest is zero (as EQcorrscan zeroes
             // its tail) and still counts in the median.
             stack[n_lags.saturating_sub(p.max_pad)..].fill(0.0);
-            inspect(ti, load::sample_time(start, first as i64, rate), stack);
+            inspect(
+                ti,
+                load::sample_time(stretch.start, first as i64, rate),
+                stack,
+            );
             let mad = if day_a < day_b {
                 detect::median_abs(&stack[day_a..day_b])
             } else {
@@ -254,7 +260,7 @@ pub fn detect_day_with_stacks(
                 let n_used = used(k);
                 result.detections.push(Detection {
                     template: ti,
-                    time: load::sample_time(start, (first + k) as i64, rate),
+                    time: load::sample_time(stretch.start, (first + k) as i64, rate),
                     cc_sum: v,
                     mean_cc: v / n_used.max(1) as f32,
                     threshold: thresh,

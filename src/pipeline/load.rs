@@ -19,10 +19,13 @@ pub struct Channel {
     pub mask: Vec<bool>,
 }
 
-/// Processed channels on the grid `start + i / rate`, `len` samples each.
+/// Processed channels on the grid `start + i / rate`, `len` samples each:
+/// the part of the requested grid that holds data, beginning `offset`
+/// samples into it.
 #[derive(Debug, Clone)]
 pub struct Stretch {
     pub start: Nanos,
+    pub offset: usize,
     pub rate: f64,
     pub len: usize,
     pub channels: Vec<Channel>,
@@ -123,15 +126,15 @@ pub fn load(
         0
     };
     let end = sample_time(start, len as i64, rate);
-    let results: Vec<(Option<Channel>, Vec<String>)> = ids
+    // Each channel is processed onto the part of the grid its data cover.
+    let results: Vec<(Option<(usize, Channel)>, Vec<String>)> = ids
         .par_iter()
         .map(|id| {
-            let raw = match archive.read(id, start - margin, end + margin) {
+            let mut raw = match archive.read(id, start - margin, end + margin) {
                 Ok(Some(raw)) => raw,
                 Ok(None) => return (None, vec![format!("{id}: no data")]),
                 Err(e) => return (None, vec![e.to_string()]),
             };
-            let mut raw = raw;
             if let Some(target) = recipe.resample {
                 whole_output_samples(&mut raw, target);
             }
@@ -150,11 +153,6 @@ pub fn load(
                     "{id}: flat (constant) data for {flat:.0} s; no correlation there"
                 ));
             }
-            let p = preprocess::process(&raw, recipe, start, len);
-            if !p.mask.iter().any(|&m| m) {
-                problems.push(format!("{id}: no data"));
-                return (None, problems);
-            }
             let non_finite = raw
                 .data
                 .iter()
@@ -166,26 +164,66 @@ pub fn load(
                     "{id}: {non_finite} NaN or infinite samples treated as gaps"
                 ));
             }
+            let a = ((raw.start - start) as f64 * rate / 1e9).floor().max(0.0) as usize;
+            let b = (((raw.start - start) as f64 + raw.data.len() as f64 * 1e9 / raw.rate) * rate
+                / 1e9)
+                .ceil()
+                .clamp(0.0, len as f64) as usize;
+            if a >= b {
+                problems.push(format!("{id}: no data"));
+                return (None, problems);
+            }
+            let p = preprocess::process(&raw, recipe, sample_time(start, a as i64, rate), b - a);
+            if !p.mask.iter().any(|&m| m) {
+                problems.push(format!("{id}: no data"));
+                return (None, problems);
+            }
             (
-                Some(Channel {
-                    id: id.clone(),
-                    data: p.data,
-                    mask: p.mask,
-                }),
+                Some((
+                    a,
+                    Channel {
+                        id: id.clone(),
+                        data: p.data,
+                        mask: p.mask,
+                    },
+                )),
                 problems,
             )
         })
         .collect();
+    // The stretch spans the union of the channels' parts.
+    let lo = results
+        .iter()
+        .filter_map(|(c, _)| c.as_ref().map(|(a, _)| *a))
+        .min()
+        .unwrap_or(0);
+    let hi = results
+        .iter()
+        .filter_map(|(c, _)| c.as_ref().map(|(a, ch)| a + ch.data.len()))
+        .max()
+        .unwrap_or(0);
+    let width = hi.saturating_sub(lo);
     let mut channels = Vec::new();
     let mut problems = Vec::new();
     for (c, p) in results {
-        channels.extend(c);
+        if let Some((a, mut ch)) = c {
+            let (before, after) = (a - lo, hi - a - ch.data.len());
+            if before + after > 0 {
+                let mut data = vec![0f32; width];
+                let mut mask = vec![false; width];
+                data[before..before + ch.data.len()].copy_from_slice(&ch.data);
+                mask[before..before + ch.mask.len()].copy_from_slice(&ch.mask);
+                (ch.data, ch.mask) = (data, mask);
+            }
+            channels.push(ch);
+        }
         problems.extend(p);
     }
     Stretch {
-        start,
+        start: sample_time(start, lo as i64, rate),
+        offset: lo,
         rate,
-        len,
+        len: width,
         channels,
         problems,
     }

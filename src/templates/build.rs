@@ -210,7 +210,7 @@ pub fn build(
                 continue;
             };
             let ch = &stretch.channels[ci];
-            let i0 = window_index(grid, &ch.mask, *start, rate);
+            let i0 = window_index(stretch.start, &ch.mask, *start, rate);
             if i0 < 0 || i0 as usize + m > ch.data.len() {
                 warnings.push(format!(
                     "template {ev}: {id} {phase}: window outside the data read"
@@ -248,7 +248,7 @@ pub fn build(
                     }
                 }
             }
-            let t_start = load::sample_time(grid, i0 as i64, rate);
+            let t_start = load::sample_time(stretch.start, i0 as i64, rate);
             cuts.insert((ev.clone(), *i), (t_start, data));
         }
     }
