@@ -70,9 +70,9 @@ pub fn sample_time(start: Nanos, i: i64, rate: f64) -> Nanos {
 /// to be resampled to another integer rate, so that its length gives a
 /// whole number of output samples: a stretch whose length is not such a
 /// multiple is resampled onto slightly shifted frequencies (ObsPy's method),
-/// which stretches time by up to a sample over the stretch. Only the end of
-/// the margin read past the window is dropped; a stretch that ends earlier
-/// (a finite recording) keeps its length, as ObsPy would.
+/// which stretches time by up to a sample over the stretch. Used where the
+/// data run past the margin read after the window, so only samples there
+/// are dropped.
 fn whole_output_samples(raw: &mut RawTrace, target: f64) {
     let (a, b) = (raw.rate, target);
     if a.fract() != 0.0 || b.fract() != 0.0 || a <= 0.0 || b <= 0.0 {
@@ -135,7 +135,10 @@ pub fn load(
                 Ok(None) => return (None, vec![format!("{id}: no data")]),
                 Err(e) => return (None, vec![e.to_string()]),
             };
-            if let Some(target) = recipe.resample {
+            // Only data running on past the window are cut to whole output
+            // samples; a recording that ends inside keeps its length.
+            let raw_end = raw.start + (raw.data.len() as f64 * 1e9 / raw.rate).round() as i64;
+            if let (Some(target), true) = (recipe.resample, raw_end >= end + margin) {
                 whole_output_samples(&mut raw, target);
             }
             let mut problems = raw.problems.clone();

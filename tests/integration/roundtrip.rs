@@ -250,3 +250,34 @@ fn detections_file_round_trip() {
         "{csv}"
     );
 }
+
+/// A finite recording keeps its length when resampled (ObsPy's
+/// `int(n / ratio)` output samples, as EQcorrscan's references have).
+#[test]
+fn a_recording_that_ends_in_the_window_is_resampled_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x.mseed");
+    let samples: Vec<i32> = (0..1003).map(|i| ((i * 7919) % 2001) - 1000).collect();
+    mseed::write_steim2(&f, ID, t0(), 100.0, &samples).unwrap();
+    let archive = Archive::open(dir.path()).unwrap();
+    let recipe = Recipe {
+        lowcut: None,
+        highcut: None,
+        order: 4,
+        resample: Some(40.0),
+    };
+    let s = tmatch::pipeline::load::load(
+        &archive,
+        &[ID.to_string()],
+        &recipe,
+        40.0,
+        t0() - 10 * NS_PER_S,
+        2000,
+    );
+    let c = &s.channels[0];
+    assert_eq!(c.mask.iter().filter(|&&m| m).count(), 401);
+    assert_eq!(
+        s.start + s.channels[0].mask.iter().position(|&m| m).unwrap() as i64 * 25_000_000,
+        t0()
+    );
+}
