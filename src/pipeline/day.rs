@@ -6,9 +6,11 @@
 //! longest template span (so every lag of the day has its full windows). A
 //! detection belongs to the day its time falls in.
 
+use rayon::prelude::*;
+
 use crate::archive::Archive;
 use crate::correlate::{
-    self, naive, Backend, ChannelNorm, DayChannel, DayView, StackChannel, StackTemplate,
+    self, Backend, ChannelNorm, DayChannel, DayView, StackChannel, StackTemplate,
 };
 use crate::detect::{self, ThresholdType};
 use crate::epoch::{self, Day, Nanos};
@@ -185,7 +187,6 @@ pub fn detect_day_with_stacks(
     // Work on the stretch that holds data: lag `k` of the stacks below is
     // sample `first + k` of the stretch.
     let norms: Vec<ChannelNorm> = {
-        use rayon::prelude::*;
         stretch
             .channels
             .par_iter()
@@ -214,6 +215,7 @@ pub fn detect_day_with_stacks(
     // Templates in batches whose stacked traces fit the memory budget.
     let batch = (params.memory_budget / (n_lags.max(1) * 4)).max(1);
     let trig = detect::trig_int_samples(params.trig_int, rate);
+    let shift = (params.shift_len * rate).round() as usize;
     // The day's own lags, [day_a, day_b), in stack coordinates (the stack
     // starts `stretch.offset + first` samples after `start`).
     let origin = stretch.offset + first;
@@ -256,58 +258,71 @@ pub fn detect_day_with_stacks(
                     .count()
             };
             let peaks = detect::find_peaks(stack, thresh, trig, |k| used(k) >= params.min_channels);
-            for (k, v) in peaks.into_iter().filter(|&(k, _)| k >= day_a && k < day_b) {
-                let n_used = used(k);
-                result.detections.push(Detection {
-                    template: ti,
-                    time: load::sample_time(stretch.start, (first + k) as i64, rate),
-                    cc_sum: v,
-                    mean_cc: v / n_used.max(1) as f32,
-                    threshold: thresh,
-                    mad,
-                    n_channels: n_used,
-                    channels: channel_picks(set, p, &stretch, first + k, params.shift_len),
-                });
-            }
+            let detections: Vec<Detection> = peaks
+                .into_par_iter()
+                .filter(|&(k, _)| k >= day_a && k < day_b)
+                .map(|(k, v)| {
+                    let n_used = used(k);
+                    Detection {
+                        template: ti,
+                        time: load::sample_time(stretch.start, (first + k) as i64, rate),
+                        cc_sum: v,
+                        mean_cc: v / n_used.max(1) as f32,
+                        threshold: thresh,
+                        mad,
+                        n_channels: n_used,
+                        channels: channel_picks(p, &view, k, shift),
+                    }
+                })
+                .collect();
+            result.detections.extend(detections);
         }
     }
     result.detections.sort_by_key(|d| (d.time, d.template));
     Ok(result)
 }
 
-/// Each channel's CC at the detection and its best lag nearby, recomputed
-/// directly in f64 from the data (also an independent check of the stack).
-fn channel_picks(
-    set: &TemplateSet,
-    p: &Prepared,
-    stretch: &Stretch,
-    k: usize,
-    shift_len: f64,
-) -> Vec<ChannelPick> {
-    let m = set.len;
-    let shift = (shift_len * set.rate).round() as usize;
+/// Each channel's CC at the detection (stack lag `k`) and its best lag
+/// within ±`shift` samples, from direct f64 dot products with the channel's
+/// moving normalization: the same definition as the stack, computed
+/// independently of the FFT.
+fn channel_picks(p: &Prepared, view: &DayView, k: usize, shift: usize) -> Vec<ChannelPick> {
     p.stack
         .channels
         .iter()
         .zip(&p.template_channel)
         .map(|(c, &ci)| {
-            let ch = &stretch.channels[c.channel];
+            let ch = &view.channels[c.channel];
             let j = k + c.pad;
-            let a = j.saturating_sub(shift);
-            let b = (j + shift + m).min(ch.data.len());
-            let cc = naive::ncc(&c.waveform, &ch.data[a..b], &ch.mask[a..b]);
-            let at = cc.get(j - a).copied().unwrap_or(0.0);
-            let (best_i, best) = cc
-                .iter()
-                .enumerate()
-                .max_by(|x, y| x.1.abs().total_cmp(&y.1.abs()))
-                .map(|(i, &v)| (i, v))
-                .unwrap_or((j - a, 0.0));
+            let cc_at = |j: usize| -> f64 {
+                let inv = ch.norm.inv_std.get(j).copied().unwrap_or(0.0) as f64;
+                if inv == 0.0 {
+                    return 0.0;
+                }
+                let w = &ch.data[j..j + c.waveform.len()];
+                let dot: f64 = c
+                    .waveform
+                    .iter()
+                    .zip(w)
+                    .map(|(&t, &x)| t as f64 * x as f64)
+                    .sum();
+                (dot * inv).clamp(-1.0, 1.0)
+            };
+            let (mut best_lag, mut best) = (0i32, cc_at(j));
+            let at = best;
+            for l in
+                j.saturating_sub(shift)..=(j + shift).min(ch.norm.inv_std.len().saturating_sub(1))
+            {
+                let v = cc_at(l);
+                if v.abs() > best.abs() {
+                    (best_lag, best) = (l as i32 - j as i32, v);
+                }
+            }
             ChannelPick {
                 channel: ci,
                 cc: at as f32,
                 best_cc: best as f32,
-                best_lag: best_i as i32 - (j - a) as i32,
+                best_lag,
             }
         })
         .collect()
