@@ -35,11 +35,18 @@ enum Command {
     Detect(DetectArgs),
     /// Write the detections of a detections.h5 file as CSV.
     Export(ExportArgs),
-    /// Generate a small synthetic SDS archive with a catalog (data-samples/).
+    /// Generate a synthetic SDS archive with a catalog: the small sample
+    /// set (data-samples/), or with --day a day-long 21-channel workload.
     Synth {
         /// Output folder.
         #[arg(short, long, default_value = "data-samples")]
         output: PathBuf,
+        /// Generate one day (YYYY-MM-DD) at 100 Hz on 7 stations instead.
+        #[arg(long)]
+        day: Option<String>,
+        /// Sources in the day workload (each catalogued once, occurring three times).
+        #[arg(long, default_value_t = 200, requires = "day")]
+        sources: usize,
     },
 }
 
@@ -318,9 +325,24 @@ fn main() -> ExitCode {
         Command::Templates(TemplatesCommand::Info { file }) => info(&file),
         Command::Detect(a) => detect(a),
         Command::Export(a) => export(a),
-        Command::Synth { output } => synth::generate(&synth::Spec::samples(), &output)
-            .map(|()| eprintln!("wrote {}", output.display()))
-            .map_err(Into::into),
+        Command::Synth {
+            output,
+            day,
+            sources,
+        } => {
+            let spec = match day {
+                Some(d) if epoch::parse_day(&d).is_err() => {
+                    Err(anyhow::anyhow!("--day {d}: not a date (YYYY-MM-DD)"))
+                }
+                Some(d) => Ok(synth::Spec::day_workload(&d, sources, 7)),
+                None => Ok(synth::Spec::samples()),
+            };
+            spec.and_then(|spec| {
+                synth::generate(&spec, &output)
+                    .map(|()| eprintln!("wrote {}", output.display()))
+                    .map_err(Into::into)
+            })
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,6 +34,10 @@ pub struct Spec {
     pub events: Vec<(usize, Nanos, f64)>,
     /// Channel id, gap start and end.
     pub gaps: Vec<(String, Nanos, Nanos)>,
+    /// Station code and position (km east, km north).
+    pub stations: Vec<(String, f64, f64)>,
+    /// Source positions (km east, km north, km depth).
+    pub sources: Vec<(f64, f64, f64)>,
 }
 
 pub const NETWORK: &str = "XX";
@@ -43,8 +47,7 @@ pub const STATIONS: [(&str, f64, f64); 3] = [
     ("CHRL", 5.0, -16.0),
 ];
 pub const COMPONENTS: [&str; 3] = ["EHZ", "EHN", "EHE"];
-/// Source positions (km east, km north, km depth).
-pub const SOURCES: [(f64, f64, f64); 3] = [(6.0, 2.0, 8.0), (12.0, -6.0, 5.0), (-4.0, 9.0, 11.0)];
+const SOURCES: [(f64, f64, f64); 3] = [(6.0, 2.0, 8.0), (12.0, -6.0, 5.0), (-4.0, 9.0, 11.0)];
 const VP: f64 = 6.0;
 const VS: f64 = 3.5;
 
@@ -81,19 +84,70 @@ impl Spec {
                 t("2024-03-01T00:40:00Z"),
                 t("2024-03-01T00:50:00Z"),
             )],
+            stations: STATIONS
+                .iter()
+                .map(|&(s, x, y)| (s.to_string(), x, y))
+                .collect(),
+            sources: SOURCES.to_vec(),
+        }
+    }
+
+    /// A day-long benchmark workload at 100 Hz: seven three-component
+    /// stations (21 channels) and `n_sources` sources at random places,
+    /// each occurring three times with random amplitudes.
+    pub fn day_workload(day: &str, n_sources: usize, seed: u64) -> Spec {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let start = epoch::parse_time(&format!("{day}T00:00:00Z")).expect("valid day");
+        let stations = (0..7)
+            .map(|i| {
+                let a = i as f64 * std::f64::consts::TAU / 7.0;
+                (format!("ST{i:02}"), 25.0 * a.cos(), 25.0 * a.sin())
+            })
+            .collect();
+        let sources: Vec<(f64, f64, f64)> = (0..n_sources)
+            .map(|_| {
+                (
+                    rng.gen_range(-15.0..15.0),
+                    rng.gen_range(-15.0..15.0),
+                    rng.gen_range(3.0..15.0),
+                )
+            })
+            .collect();
+        let mut events = Vec::new();
+        for rep in 0..3 {
+            for src in 0..n_sources {
+                let t = rng.gen_range(60.0..86_340.0);
+                let scale = if rep == 0 {
+                    1.0
+                } else {
+                    rng.gen_range(0.3..1.2)
+                };
+                events.push((src, start + (t * 1e9) as i64, scale));
+            }
+        }
+        Spec {
+            start,
+            seconds: 86_400.0,
+            rate: 100.0,
+            seed,
+            noise: 8.0,
+            events,
+            gaps: Vec::new(),
+            stations,
+            sources,
         }
     }
 }
 
-fn distance(src: usize, sta: usize) -> f64 {
-    let (x, y, z) = SOURCES[src];
-    let (_, sx, sy) = STATIONS[sta];
+fn distance(spec: &Spec, src: usize, sta: usize) -> f64 {
+    let (x, y, z) = spec.sources[src];
+    let (_, sx, sy) = spec.stations[sta];
     ((x - sx).powi(2) + (y - sy).powi(2) + z * z).sqrt()
 }
 
 /// P and S arrival times after the origin, in seconds.
-pub fn travel_times(src: usize, sta: usize) -> (f64, f64) {
-    let d = distance(src, sta);
+pub fn travel_times(spec: &Spec, src: usize, sta: usize) -> (f64, f64) {
+    let d = distance(spec, src, sta);
     (d / VP, d / VS)
 }
 
@@ -125,7 +179,7 @@ fn source_waveform(spec: &Spec, src: usize, sta: usize, comp: usize) -> (f64, Ve
     let rate = spec.rate;
     let seed = spec.seed ^ ((src as u64) << 32) ^ ((sta as u64) << 16) ^ comp as u64;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (tp, ts) = travel_times(src, sta);
+    let (tp, ts) = travel_times(spec, src, sta);
     let dur = ts + 12.0;
     let n = (dur * rate) as usize;
     let sos = bandpass(2.0, 10.0_f64.min(rate * 0.45), rate);
@@ -133,7 +187,7 @@ fn source_waveform(spec: &Spec, src: usize, sta: usize, comp: usize) -> (f64, Ve
     let s_burst = filtered_noise(&mut rng, n, &sos);
     // P is strongest on the vertical, S on the horizontals.
     let (p_amp, s_amp) = if comp == 0 { (1.0, 0.6) } else { (0.4, 1.6) };
-    let spread = 60.0 / distance(src, sta).max(5.0);
+    let spread = 60.0 / distance(spec, src, sta).max(5.0);
     let env = |t: f64, onset: f64, decay: f64| {
         if t < onset {
             0.0
@@ -162,7 +216,7 @@ pub fn generate(spec: &Spec, out: &Path) -> Result<()> {
     let rate = spec.rate;
     let n = (spec.seconds * rate).round() as usize;
     let noise_sos = bandpass(0.5, (rate * 0.4).min(15.0), rate);
-    for (si, (sta, _, _)) in STATIONS.iter().enumerate() {
+    for (si, (sta, _, _)) in spec.stations.iter().enumerate() {
         for (ci, cha) in COMPONENTS.iter().enumerate() {
             let id = format!("{NETWORK}.{sta}..{cha}");
             let mut rng =
@@ -171,8 +225,11 @@ pub fn generate(spec: &Spec, out: &Path) -> Result<()> {
             let mut x = filtered_noise(&mut rng, n, &noise_sos);
             let rms = (x.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
             x.iter_mut().for_each(|v| *v *= spec.noise / rms);
+            let mut waveforms = std::collections::HashMap::new();
             for &(src, origin, scale) in &spec.events {
-                let (_, w) = source_waveform(spec, src, si, ci);
+                let w = waveforms
+                    .entry(src)
+                    .or_insert_with(|| source_waveform(spec, src, si, ci).1);
                 let i0 = ((origin - spec.start) as f64 * rate / 1e9).round() as i64;
                 for (i, v) in w.iter().enumerate() {
                     let j = i0 + i as i64;
@@ -249,10 +306,15 @@ fn write_catalog(spec: &Spec, out: &Path) -> Result<()> {
     let mut picks = String::from("event_id,network,station,location,channel,phase,time\n");
     let mut events = String::from("event_id,origin_time,latitude,longitude,depth_km,magnitude\n");
     let mut truth = String::from("event_id,source,origin_time,scale\n");
-    let mut count = [0usize; SOURCES.len()];
+    let mut count = vec![0usize; spec.sources.len()];
     for &(src, origin, scale) in &spec.events {
         count[src] += 1;
-        let ev = format!("{}{}", (b'A' + src as u8) as char, count[src]);
+        // A1, B1, … for up to 26 sources; S0001-1, … beyond.
+        let ev = if spec.sources.len() <= 26 {
+            format!("{}{}", (b'A' + src as u8) as char, count[src])
+        } else {
+            format!("S{src:04}-{}", count[src])
+        };
         truth.push_str(&format!(
             "{ev},{src},{},{scale}\n",
             epoch::format_time(origin)
@@ -260,7 +322,7 @@ fn write_catalog(spec: &Spec, out: &Path) -> Result<()> {
         if count[src] > 1 {
             continue;
         }
-        let (x, y, z) = SOURCES[src];
+        let (x, y, z) = spec.sources[src];
         // Local flat-earth coordinates around 46.0 N, 8.0 E.
         let (lat, lon) = (
             46.0 + y / 111.19,
@@ -271,8 +333,8 @@ fn write_catalog(spec: &Spec, out: &Path) -> Result<()> {
             epoch::format_time(origin),
             1.5 + scale
         ));
-        for (si, (sta, _, _)) in STATIONS.iter().enumerate() {
-            let (tp, ts) = travel_times(src, si);
+        for (si, (sta, _, _)) in spec.stations.iter().enumerate() {
+            let (tp, ts) = travel_times(spec, src, si);
             // Picks rounded to 0.01 s, as an analyst would give them.
             let at = |dt: f64| origin + ((dt * 100.0).round() as i64) * (NS_PER_S / 100);
             picks.push_str(&format!(

@@ -18,7 +18,7 @@ use super::{Backend, DayView, StackTemplate};
 use crate::error::Result;
 
 /// Spectra of one segment of blocks are kept under this many bytes.
-const SEGMENT_BYTES: usize = 64 << 20;
+const SEGMENT_BYTES: usize = 1 << 20;
 
 /// FFT length for templates of `m` samples: about 4–5 × M, a power of two.
 pub fn fft_len(m: usize) -> usize {

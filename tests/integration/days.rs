@@ -98,7 +98,10 @@ fn planted_events_are_found_once_across_midnight() {
     for d in &dets {
         let sum: f32 = d.channels.iter().map(|c| c.cc).sum();
         assert!((sum - d.cc_sum).abs() < 1e-4, "{d:?}");
-        assert!(d.channels.iter().all(|c| c.best_cc.abs() >= c.cc.abs() && c.best_lag.abs() <= 8));
+        assert!(d
+            .channels
+            .iter()
+            .all(|c| c.best_cc.abs() >= c.cc.abs() && c.best_lag.abs() <= 8));
     }
 
     // The occurrence 2.5 s before midnight, whose windows run into the next
