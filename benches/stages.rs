@@ -2,13 +2,14 @@
 //! `cargo bench --bench stages`. Correlation is reported in
 //! template-channel-samples per second (one template channel correlated
 //! with one data sample), next to its floor: the multiply and inverse real
-//! FFT of one overlap-save block, per valid lag.
+//! FFT of one overlap-save block, per valid lag, on one thread.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
 use tmatch::correlate::cpu::{fft_len, CpuBackend};
 use tmatch::correlate::{
@@ -19,7 +20,13 @@ fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
 }
 
-/// One hour at 100 Hz on 8 channels, 4 templates of 8 channels.
+/// The block lengths compared: the planner's (about 4–5 × M, a power of
+/// two), half and twice that.
+fn block_lengths(m: usize) -> [usize; 3] {
+    [fft_len(m) / 2, fft_len(m), 2 * fft_len(m)]
+}
+
+/// One hour at 100 Hz on 8 channels, 4 templates of 8 channels, all threads.
 fn correlate(c: &mut Criterion) {
     let (n, n_chan, n_tmpl) = (360_000, 8, 4);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -54,35 +61,34 @@ fn correlate(c: &mut Criterion) {
         g.throughput(Throughput::Elements(
             (n_tmpl * n_chan * view.n_lags()) as u64,
         ));
-        let backend = CpuBackend::new();
-        g.bench_with_input(BenchmarkId::new("fft", m), &m, |b, _| {
-            b.iter(|| backend.stack(&view, &templates, &mut stacks).unwrap())
-        });
+        for l in block_lengths(m) {
+            let backend = CpuBackend::with_fft_len(l);
+            g.bench_function(BenchmarkId::new("fft", format!("M{m}_L{l}")), |b| {
+                b.iter(|| backend.stack(&view, &templates, &mut stacks).unwrap())
+            });
+        }
     }
     g.finish();
 }
 
-/// The floor: multiply by a template spectrum and inverse real FFT, one
-/// block, single thread; throughput in valid lags (samples) per second.
+/// The floor: multiply by a template spectrum and inverse real FFT of one
+/// block on one thread; throughput in valid lags per second.
 fn floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("floor");
     for m in [200, 400, 800] {
-        let l = fft_len(m);
-        let mut planner = RealFftPlanner::<f32>::new();
-        let c2r = planner.plan_fft_inverse(l);
-        let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let x: Vec<_> = (0..l / 2 + 1)
-            .map(|_| realfft::num_complex::Complex::<f32>::new(rng.gen(), rng.gen()))
-            .collect();
-        let t = x.clone();
-        let mut prod = c2r.make_input_vec();
-        let mut out = c2r.make_output_vec();
-        let mut scratch = c2r.make_scratch_vec();
-        g.throughput(Throughput::Elements((l - m + 1) as u64));
-        g.bench_with_input(
-            BenchmarkId::new("mul_irfft", format!("M{m}_L{l}")),
-            &m,
-            |b, _| {
+        for l in block_lengths(m) {
+            let mut planner = RealFftPlanner::<f32>::new();
+            let c2r = planner.plan_fft_inverse(l);
+            let mut rng = ChaCha8Rng::seed_from_u64(2);
+            let x: Vec<Complex<f32>> = (0..l / 2 + 1)
+                .map(|_| Complex::new(rng.gen(), rng.gen()))
+                .collect();
+            let t = x.clone();
+            let mut prod = c2r.make_input_vec();
+            let mut out = c2r.make_output_vec();
+            let mut scratch = c2r.make_scratch_vec();
+            g.throughput(Throughput::Elements((l - m + 1) as u64));
+            g.bench_function(BenchmarkId::new("mul_irfft", format!("M{m}_L{l}")), |b| {
                 b.iter(|| {
                     for ((p, a), b) in prod.iter_mut().zip(&x).zip(&t) {
                         *p = a * b;
@@ -92,13 +98,14 @@ fn floor(c: &mut Criterion) {
                     c2r.process_with_scratch(&mut prod, &mut out, &mut scratch)
                         .unwrap();
                 })
-            },
-        );
+            });
+        }
     }
     g.finish();
 }
 
-/// Moving normalization and peak finding over one day at 100 Hz.
+/// Moving normalization, median of |stack| and peak finding over one day at
+/// 100 Hz (per channel-day or template-day).
 fn per_day(c: &mut Criterion) {
     let n = 8_640_000;
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -110,6 +117,40 @@ fn per_day(c: &mut Criterion) {
     g.bench_function("median_abs", |b| b.iter(|| tmatch::detect::median_abs(&x)));
     g.bench_function("find_peaks", |b| {
         b.iter(|| tmatch::detect::find_peaks(&x, 0.999, 600, |_| true))
+    });
+    g.finish();
+}
+
+/// Preprocessing of one hour of one channel at 100 Hz: detrend and 2–8 Hz
+/// zero-phase Butterworth, and the same with resampling to 50 Hz.
+fn preprocess(c: &mut Criterion) {
+    use tmatch::archive::RawTrace;
+    use tmatch::preprocess::{process, Recipe};
+    let n = 360_000;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let raw = RawTrace {
+        id: "XX.STA..HHZ".into(),
+        start: 0,
+        rate: 100.0,
+        data: (0..n).map(|_| rng.gen_range(-1000.0..1000.0)).collect(),
+        mask: vec![true; n],
+        problems: Vec::new(),
+    };
+    let mut g = c.benchmark_group("preprocess");
+    g.sample_size(10).throughput(Throughput::Elements(n as u64));
+    let filter = Recipe {
+        lowcut: Some(2.0),
+        highcut: Some(8.0),
+        order: 4,
+        resample: None,
+    };
+    g.bench_function("bandpass", |b| b.iter(|| process(&raw, &filter, 0, n)));
+    let resample = Recipe {
+        resample: Some(50.0),
+        ..filter.clone()
+    };
+    g.bench_function("bandpass_resample_50Hz", |b| {
+        b.iter(|| process(&raw, &resample, 0, n / 2))
     });
     g.finish();
 }
@@ -130,5 +171,5 @@ fn mseed_decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, correlate, floor, per_day, mseed_decode);
+criterion_group!(benches, correlate, floor, per_day, preprocess, mseed_decode);
 criterion_main!(benches);

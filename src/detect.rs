@@ -50,7 +50,14 @@ impl fmt::Display for ThresholdType {
 /// Median of |x| in f32, the mean of the two middle values for an even
 /// count (as numpy computes it). Empty input gives 0.
 pub fn median_abs(x: &[f32]) -> f32 {
-    let mut a: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+    median_abs_with(x, &mut Vec::new())
+}
+
+/// [`median_abs`] with a caller-owned buffer (a day of lags is large).
+pub fn median_abs_with(x: &[f32], buf: &mut Vec<f32>) -> f32 {
+    buf.clear();
+    buf.extend(x.iter().map(|v| v.abs()));
+    let a = buf.as_mut_slice();
     let n = a.len();
     if n == 0 {
         return 0.0;

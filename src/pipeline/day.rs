@@ -221,62 +221,70 @@ pub fn detect_day_with_stacks(
     let origin = stretch.offset + first;
     let day_a = lead.saturating_sub(origin).min(n_lags);
     let day_b = (lead + n_day).saturating_sub(origin).min(n_lags);
+    // Stacked traces are reused from batch to batch.
+    let mut stacks = vec![Vec::new(); batch.min(active.len())];
     for chunk in active.chunks(batch) {
         let templates: Vec<StackTemplate> = chunk
             .iter()
             .map(|&i| prepared[i].as_ref().unwrap().stack.clone())
             .collect();
-        let mut stacks = vec![Vec::new(); chunk.len()];
-        backend.stack(&view, &templates, &mut stacks)?;
+        let stacks = &mut stacks[..chunk.len()];
+        backend.stack(&view, &templates, stacks)?;
+        let t0 = load::sample_time(stretch.start, first as i64, rate);
         for (&ti, stack) in chunk.iter().zip(stacks.iter_mut()) {
-            let p = prepared[ti].as_ref().unwrap();
             // Only lags where every channel's window fits before the end of
             // the data are valid; the rest is zero (as EQcorrscan zeroes
             // its tail) and still counts in the median.
-            stack[n_lags.saturating_sub(p.max_pad)..].fill(0.0);
-            inspect(
-                ti,
-                load::sample_time(stretch.start, first as i64, rate),
-                stack,
-            );
-            let mad = if day_a < day_b {
-                detect::median_abs(&stack[day_a..day_b])
-            } else {
-                0.0
-            };
-            let thresh = detect::threshold(
-                params.threshold_type,
-                params.threshold,
-                mad,
-                p.stack.channels.len(),
-            );
-            let used = |k: usize| {
-                p.stack
-                    .channels
-                    .iter()
-                    .filter(|c| view.channels[c.channel].norm.is_valid(k + c.pad))
-                    .count()
-            };
-            let peaks = detect::find_peaks(stack, thresh, trig, |k| used(k) >= params.min_channels);
-            let detections: Vec<Detection> = peaks
-                .into_par_iter()
-                .filter(|&(k, _)| k >= day_a && k < day_b)
-                .map(|(k, v)| {
-                    let n_used = used(k);
-                    Detection {
-                        template: ti,
-                        time: load::sample_time(stretch.start, (first + k) as i64, rate),
-                        cc_sum: v,
-                        mean_cc: v / n_used.max(1) as f32,
-                        threshold: thresh,
-                        mad,
-                        n_channels: n_used,
-                        channels: channel_picks(p, &view, k, shift),
-                    }
-                })
-                .collect();
-            result.detections.extend(detections);
+            let max_pad = prepared[ti].as_ref().unwrap().max_pad;
+            stack[n_lags.saturating_sub(max_pad)..].fill(0.0);
+            inspect(ti, t0, stack);
         }
+        // Thresholds and peaks, templates in parallel.
+        let found: Vec<Vec<Detection>> = chunk
+            .par_iter()
+            .zip(stacks.par_iter())
+            .map_init(Vec::new, |buf, (&ti, stack)| {
+                let p = prepared[ti].as_ref().unwrap();
+                let mad = if day_a < day_b {
+                    detect::median_abs_with(&stack[day_a..day_b], buf)
+                } else {
+                    0.0
+                };
+                let thresh = detect::threshold(
+                    params.threshold_type,
+                    params.threshold,
+                    mad,
+                    p.stack.channels.len(),
+                );
+                let used = |k: usize| {
+                    p.stack
+                        .channels
+                        .iter()
+                        .filter(|c| view.channels[c.channel].norm.is_valid(k + c.pad))
+                        .count()
+                };
+                let peaks =
+                    detect::find_peaks(stack, thresh, trig, |k| used(k) >= params.min_channels);
+                peaks
+                    .into_par_iter()
+                    .filter(|&(k, _)| k >= day_a && k < day_b)
+                    .map(|(k, v)| {
+                        let n_used = used(k);
+                        Detection {
+                            template: ti,
+                            time: load::sample_time(stretch.start, (first + k) as i64, rate),
+                            cc_sum: v,
+                            mean_cc: v / n_used.max(1) as f32,
+                            threshold: thresh,
+                            mad,
+                            n_channels: n_used,
+                            channels: channel_picks(p, &view, k, shift),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        result.detections.extend(found.into_iter().flatten());
     }
     result.detections.sort_by_key(|d| (d.time, d.template));
     Ok(result)
