@@ -17,12 +17,17 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use super::{Backend, DayView, StackTemplate};
 use crate::error::Result;
 
-/// Spectra of one segment of blocks are kept under this many bytes.
-const SEGMENT_BYTES: usize = 4 << 20;
+/// Spectra of one segment of blocks are kept under this many bytes: within
+/// the last-level cache, so that every template of a batch finds them there.
+const SEGMENT_BYTES: usize = 16 << 20;
 
-/// FFT length for templates of `m` samples: about 4–5 × M, a power of two.
+/// FFT length for templates of `m` samples: the power of two at or above
+/// 8 × M. Longer blocks spread the per-block work (the real transforms'
+/// pre- and post-processing, normalization and stacking) over more lags;
+/// on the benchmark machine 8–10 × M beat 4–5 × M by 10–30 % (see
+/// benches/RESULTS.md), and a block of 8192 still sits in L1/L2.
 pub fn fft_len(m: usize) -> usize {
-    (4 * m).next_power_of_two().max(64)
+    (8 * m).next_power_of_two().max(64)
 }
 
 #[derive(Debug, Default, Clone)]
