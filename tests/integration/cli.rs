@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::process::Output;
 
 use crate::util::{s, samples, tmatch, tmatch_ok};
 
@@ -46,6 +47,31 @@ fn build_templates(dir: &Path, extra: &[&str]) -> String {
 
 const DAYS: &str = "2024-02-29..2024-03-01";
 
+/// `tmatch detect` over the two sample days, with extra arguments.
+fn detect(templates: &str, archive: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "detect",
+        "--templates",
+        templates,
+        "--archive",
+        archive,
+        "--days",
+        DAYS,
+        "-o",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    tmatch(&args)
+}
+
+/// [`detect`] that must succeed; returns its log (stderr).
+fn detect_ok(templates: &str, archive: &str, out: &str, extra: &[&str]) -> String {
+    let r = detect(templates, archive, out, extra);
+    let log = String::from_utf8_lossy(&r.stderr).to_string();
+    assert!(r.status.success(), "detect failed:\n{log}");
+    log
+}
+
 #[test]
 fn quick_start_flow() {
     let dir = tempfile::tempdir().unwrap();
@@ -63,19 +89,7 @@ fn quick_start_flow() {
     );
     let out = dir.path().join("d.h5");
     let archive = samples().join("archive");
-    let log = tmatch_ok(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        s(&archive),
-        "--days",
-        DAYS,
-        "-o",
-        s(&out),
-        "--threshold",
-        "10",
-    ]);
+    let log = detect_ok(&t, s(&archive), s(&out), &["--threshold", "10"]);
     assert!(log.contains("2024-02-29: done"), "{log}");
     let csv = dir.path().join("d.csv");
     tmatch_ok(&["export", s(&out), "-o", s(&csv)]);
@@ -83,17 +97,7 @@ fn quick_start_flow() {
     assert_eq!(csv.lines().count(), 1 + 14, "{csv}");
     assert!(csv.starts_with("template,detect_time,origin_time,cc_sum"));
     // The output is not overwritten without being asked.
-    let again = tmatch(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        s(&archive),
-        "--days",
-        DAYS,
-        "-o",
-        s(&out),
-    ]);
+    let again = detect(&t, s(&archive), s(&out), &[]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
 }
@@ -116,19 +120,7 @@ fn usage_errors_exit_2_and_device_errors_exit_1() {
         &out,
     ]);
     assert_eq!(bad_days.status.code(), Some(2));
-    let cuda = tmatch(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        &a,
-        "--days",
-        DAYS,
-        "-o",
-        &out,
-        "--device",
-        "cuda",
-    ]);
+    let cuda = detect(&t, &a, &out, &["--device", "cuda"]);
     assert_eq!(cuda.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&cuda.stderr).contains("CUDA"));
     assert!(
@@ -146,17 +138,7 @@ fn unwritable_output_and_foreign_template_files_are_named() {
     let blocker = dir.path().join("not-a-folder");
     fs::write(&blocker, "x").unwrap();
     let out = blocker.join("d.h5");
-    let r = tmatch(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        &a,
-        "--days",
-        DAYS,
-        "-o",
-        s(&out),
-    ]);
+    let r = detect(&t, &a, s(&out), &[]);
     assert_eq!(r.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&r.stderr).contains(s(&out)),
@@ -172,17 +154,7 @@ fn unwritable_output_and_foreign_template_files_are_named() {
             .unwrap();
     }
     let out = dir.path().join("d.h5");
-    let r = tmatch(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        &a,
-        "--days",
-        DAYS,
-        "-o",
-        s(&out),
-    ]);
+    let r = detect(&t, &a, s(&out), &[]);
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1));
     assert!(err.contains("t.h5") && err.contains("version 7"), "{err}");
@@ -198,17 +170,7 @@ fn a_truncated_day_file_is_reported_and_the_run_goes_on() {
     let bytes = fs::read(&bad).unwrap();
     fs::write(&bad, &bytes[..bytes.len() / 2 + 100]).unwrap();
     let out = dir.path().join("d.h5");
-    let log = tmatch_ok(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        s(&archive),
-        "--days",
-        DAYS,
-        "-o",
-        s(&out),
-    ]);
+    let log = detect_ok(&t, s(&archive), s(&out), &[]);
     assert!(
         log.contains("XX.BRVO..EHN.D.2024.061") && log.contains("truncated"),
         "{log}"
@@ -234,17 +196,7 @@ fn missing_channels_are_used_around_and_min_channels_refuses() {
     copy_dir(&samples().join("archive"), &archive);
     fs::remove_dir_all(archive.join("2024/XX/CHRL")).unwrap();
     let out = dir.path().join("d.h5");
-    let log = tmatch_ok(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        s(&archive),
-        "--days",
-        DAYS,
-        "-o",
-        s(&out),
-    ]);
+    let log = detect_ok(&t, s(&archive), s(&out), &[]);
     assert!(log.contains("3 channels without data"), "{log}");
     let d = tmatch::output::read(&out).unwrap();
     assert_eq!(d.rows.len(), 14);
@@ -252,19 +204,7 @@ fn missing_channels_are_used_around_and_min_channels_refuses() {
     assert!(d.days[0].problems.contains("XX.CHRL..EHZ: no data"));
 
     let strict = dir.path().join("strict.h5");
-    tmatch_ok(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        s(&archive),
-        "--days",
-        DAYS,
-        "-o",
-        s(&strict),
-        "--min-channels",
-        "7",
-    ]);
+    detect_ok(&t, s(&archive), s(&strict), &["--min-channels", "7"]);
     assert!(tmatch::output::read(&strict).unwrap().rows.is_empty());
 }
 
@@ -281,17 +221,7 @@ fn other_sampling_rates_need_a_resampling_recipe() {
     // 40 Hz templates against 20 Hz data: every channel is refused, by name.
     let t = build_templates(dir.path(), &[]);
     let out = dir.path().join("d.h5");
-    let r = tmatch(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        &archive,
-        "--days",
-        DAYS,
-        "-o",
-        s(&out),
-    ]);
+    let r = detect(&t, &archive, s(&out), &[]);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(
         err.contains("sampled at 20 Hz, templates at 40 Hz"),
@@ -319,19 +249,7 @@ fn other_sampling_rates_need_a_resampling_recipe() {
     ]);
     let out20 = dir.path().join("d20.h5");
     let archive40 = samples().join("archive");
-    tmatch_ok(&[
-        "detect",
-        "--templates",
-        s(&t20),
-        "--archive",
-        s(&archive40),
-        "--days",
-        DAYS,
-        "-o",
-        s(&out20),
-        "--threshold",
-        "10",
-    ]);
+    detect_ok(s(&t20), s(&archive40), s(&out20), &["--threshold", "10"]);
     let rows = tmatch::output::read(&out20).unwrap().rows;
     assert_eq!(rows.len(), 14, "{rows:?}");
 }
@@ -348,17 +266,7 @@ fn flat_data_is_reported_and_low_snr_channels_are_left_out() {
     tmatch::archive::mseed::write_steim2(&f, "XX.ALFA..EHZ", day, 40.0, &vec![120; 40 * 3600])
         .unwrap();
     let out = dir.path().join("d.h5");
-    let log = tmatch_ok(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        s(&archive),
-        "--days",
-        DAYS,
-        "-o",
-        s(&out),
-    ]);
+    let log = detect_ok(&t, s(&archive), s(&out), &[]);
     assert!(log.contains("XX.ALFA..EHZ: flat"), "{log}");
 
     let d = samples();
