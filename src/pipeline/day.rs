@@ -81,7 +81,6 @@ pub struct Detection {
 pub struct DayResult {
     pub detections: Vec<Detection>,
     pub problems: Vec<String>,
-    pub n_channels: usize,
     /// False when the day had no data for any template channel.
     pub had_data: bool,
 }
@@ -176,7 +175,6 @@ pub fn detect_day_with_stacks(
     let stretch = load::load(archive, &set.channel_ids(), &set.recipe, rate, start, len);
     let mut result = DayResult {
         problems: stretch.problems.clone(),
-        n_channels: stretch.channels.len(),
         ..Default::default()
     };
     let Some((first, end)) = stretch.data_extent() else {
