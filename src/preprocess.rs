@@ -217,7 +217,14 @@ pub fn process(raw: &RawTrace, recipe: &Recipe, start: Nanos, len: usize) -> Pro
     let ratio = rate / raw.rate;
     for (a, b) in runs(&mask) {
         let mut seg = raw.data[a..b].to_vec();
-        detrend(&mut seg);
+        if recipe.filters() || recipe.resample.is_some() {
+            detrend(&mut seg);
+        } else {
+            // Unprocessed data keep their shape (a detrend would tilt every
+            // window); only the mean goes, so that f32 keeps the precision.
+            let mean = seg.iter().sum::<f64>() / seg.len() as f64;
+            seg.iter_mut().for_each(|v| *v -= mean);
+        }
         // Time of the stretch's first sample, and its place on the output grid.
         let t_seg = raw.start as f64 + a as f64 * 1e9 / raw.rate;
         let first = ((t_seg - start as f64) * rate / 1e9).round() as i64;
