@@ -253,6 +253,15 @@ pub fn process(raw: &RawTrace, recipe: &Recipe, start: Nanos, len: usize) -> Pro
 mod tests {
     use super::*;
 
+    /// `sin(a·i) + b·cos(c·i) + d·i`: the inputs the scipy and ObsPy
+    /// reference values below were computed from.
+    fn test_signal(n: usize, [a, b, c, d]: [f64; 4]) -> Vec<f64> {
+        (0..n)
+            .map(|i| i as f64)
+            .map(|i| (a * i).sin() + b * (c * i).cos() + d * i)
+            .collect()
+    }
+
     #[test]
     fn detrend_removes_a_line() {
         let mut x: Vec<f64> = (0..100).map(|i| 3.0 + 0.5 * i as f64).collect();
@@ -284,12 +293,7 @@ mod tests {
     /// output (values printed by scipy, every 8th sample).
     #[test]
     fn filter_matches_scipy() {
-        let x: Vec<f64> = (0..64)
-            .map(|i| {
-                let i = i as f64;
-                (0.7 * i).sin() + 0.3 * (2.1 * i).cos() + 0.01 * i
-            })
-            .collect();
+        let x = test_signal(64, [0.7, 0.3, 2.1, 0.01]);
         let cases: [(Recipe, f64, [f64; 8]); 3] = [
             (
                 Recipe {
@@ -367,12 +371,7 @@ mod tests {
     /// rate ratio (values printed by ObsPy).
     #[test]
     fn resample_matches_obspy() {
-        let x: Vec<f64> = (0..101)
-            .map(|i| {
-                let i = i as f64;
-                (0.3 * i).sin() + 0.5 * (1.1 * i).cos() + 0.02 * i
-            })
-            .collect();
+        let x = test_signal(101, [0.3, 0.5, 1.1, 0.02]);
         let cases: [(f64, usize, usize, &[f64]); 2] = [
             (
                 50.0,

@@ -184,13 +184,11 @@ pub fn detect_day_with_stacks(
 
     // Work on the stretch that holds data: lag `k` of the stacks below is
     // sample `first + k` of the stretch.
-    let norms: Vec<ChannelNorm> = {
-        stretch
-            .channels
-            .par_iter()
-            .map(|c| ChannelNorm::new(&c.data[first..end], &c.mask[first..end], m))
-            .collect()
-    };
+    let norms: Vec<ChannelNorm> = stretch
+        .channels
+        .par_iter()
+        .map(|c| ChannelNorm::new(&c.data[first..end], &c.mask[first..end], m))
+        .collect();
     let view = DayView {
         channels: stretch
             .channels
@@ -219,6 +217,7 @@ pub fn detect_day_with_stacks(
     let origin = stretch.offset + first;
     let day_a = lead.saturating_sub(origin).min(n_lags);
     let day_b = (lead + n_day).saturating_sub(origin).min(n_lags);
+    let t0 = load::sample_time(stretch.start, first as i64, rate);
     // Stacked traces are reused from batch to batch.
     let mut stacks = vec![Vec::new(); batch.min(active.len())];
     for chunk in active.chunks(batch) {
@@ -228,7 +227,6 @@ pub fn detect_day_with_stacks(
             .collect();
         let stacks = &mut stacks[..chunk.len()];
         backend.stack(&view, &templates, stacks)?;
-        let t0 = load::sample_time(stretch.start, first as i64, rate);
         for (&ti, stack) in chunk.iter().zip(stacks.iter_mut()) {
             // Only lags where every channel's window fits before the end of
             // the data are valid; the rest is zero (as EQcorrscan zeroes

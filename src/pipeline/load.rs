@@ -26,8 +26,6 @@ pub struct Channel {
 pub struct Stretch {
     pub start: Nanos,
     pub offset: usize,
-    pub rate: f64,
-    pub len: usize,
     pub channels: Vec<Channel>,
     /// Problems met (bad files, missing channels, other rates), each naming
     /// its file or channel.
@@ -225,8 +223,6 @@ pub fn load(
     Stretch {
         start: sample_time(start, lo as i64, rate),
         offset: lo,
-        rate,
-        len: width,
         channels,
         problems,
     }
