@@ -1,16 +1,20 @@
 //! The `tmatch` command line: argument parsing and messages; the work is
 //! done by the library.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use tmatch::archive::Archive;
 use tmatch::correlate::cpu::CpuBackend;
+use tmatch::correlate::Backend;
 use tmatch::detect::ThresholdType;
-use tmatch::pipeline::{self, DetectParams};
+use tmatch::pipeline::{self, DetectParams, Shard};
 use tmatch::preprocess::Recipe;
 use tmatch::templates::{self, BuildOptions, Phase};
 use tmatch::{catalog, epoch, output, synth};
@@ -33,6 +37,8 @@ enum Command {
     Templates(TemplatesCommand),
     /// Scan continuous data day by day and write detections to HDF5.
     Detect(DetectArgs),
+    /// Combine the detections files of one run's shards into one file.
+    Merge(MergeArgs),
     /// Write the detections of a detections.h5 file as CSV.
     Export(ExportArgs),
     /// Generate a synthetic SDS archive with a catalog: the small sample
@@ -147,6 +153,28 @@ struct DetectArgs {
     /// Compute device: auto or cpu.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Process only shard I of N of the days (0 <= I < N: every N-th day from
+    /// the I-th). Under a Slurm array job it defaults to the array task's
+    /// shard (SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT).
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// Go on with an existing output of the same run: skip the days it
+    /// holds and redo the one that was in flight. Without the file, start it.
+    #[arg(long, conflicts_with = "overwrite")]
+    resume: bool,
+    /// Replace an existing output file.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Detections files of one run (its shards).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Merged output file.
+    #[arg(short, long)]
+    output: PathBuf,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
@@ -250,7 +278,47 @@ fn info(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn detect(a: DetectArgs) -> Result<()> {
+/// Watch for SIGTERM and SIGINT (what Slurm and Ctrl-C send): the first
+/// sets `stop`, so no new day starts and the days in flight are finished
+/// and written; a second ends the process at once, between two writes of
+/// `writer`, so the file holds every completed day. Returns the number of
+/// the first signal received (0 while none).
+fn watch_signals(
+    stop: Arc<AtomicBool>,
+    writer: std::sync::Weak<Mutex<output::Writer>>,
+) -> Result<Arc<AtomicI32>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let received = Arc::new(AtomicI32::new(0));
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("cannot install signal handlers")?;
+    let first = received.clone();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            if first.load(Ordering::SeqCst) == 0 {
+                first.store(sig, Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
+                eprintln!(
+                    "tmatch: {name}: finishing the day in flight, then stopping \
+                     (send it again to stop at once; --resume redoes that day)"
+                );
+            } else {
+                // Holding the writer's lock, no day is half written.
+                let writer = writer.upgrade();
+                let _held = writer
+                    .as_ref()
+                    .map(|w| w.lock().unwrap_or_else(|e| e.into_inner()));
+                eprintln!("tmatch: {name} again: stopping now; --resume redoes the day in flight");
+                std::process::exit(128 + first.load(Ordering::SeqCst));
+            }
+        }
+    });
+    Ok(received)
+}
+
+/// Run detection; the exit code is 128 + the signal's number when a signal
+/// stopped it before every day was done.
+fn detect(a: DetectArgs) -> Result<ExitCode> {
     match a.device.as_str() {
         "auto" | "cpu" => {}
         d if d.starts_with("cuda") => {
@@ -258,13 +326,18 @@ fn detect(a: DetectArgs) -> Result<()> {
         }
         d => bail!("--device {d}: expected auto, cpu or cuda[:N,...]"),
     }
-    let Days(days_arg, days) = a.days;
+    let Days(days_arg, all_days) = a.days;
     if !(a.memory > 0.0) {
         bail!("--memory must be positive");
     }
+    let shard = match a.shard {
+        Some(s) => Some(s),
+        None => Shard::from_slurm(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?,
+    };
+    let days = shard.map_or_else(|| all_days.clone(), |s| s.select(&all_days));
     let set = templates::read(&a.templates)?;
+    pipeline::check_span(&set)?;
     let archive = Archive::open(&a.archive)?;
-    pipeline::check_output(&a.output, a.overwrite)?;
     let params = DetectParams {
         threshold: a.threshold,
         threshold_type: a.threshold_type,
@@ -274,21 +347,53 @@ fn detect(a: DetectArgs) -> Result<()> {
         memory_budget: (a.memory * (1u64 << 30) as f64) as usize,
     };
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    let parameters = serde_json::json!({
-        "templates": a.templates, "archive": a.archive, "days": days_arg,
-        "threshold": a.threshold, "threshold_type": a.threshold_type.to_string(),
-        "trig_int": a.trig_int, "min_channels": a.min_channels, "shift_len": a.shift_len,
-    })
-    .to_string();
-    let mut writer = output::Writer::create(&a.output, &set, &command_line, &parameters)?;
-    let backend = CpuBackend::new();
+    // Absolute paths, so that a resumed run or a shard on another node
+    // started from another folder is recognised as the same run.
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let run = output::RunInfo {
+        template_checksum: set.checksum(),
+        parameters: serde_json::json!({
+            "templates": abs(&a.templates), "archive": abs(&a.archive), "days": days_arg,
+            "threshold": a.threshold, "threshold_type": a.threshold_type.to_string(),
+            "trig_int": a.trig_int, "min_channels": a.min_channels, "shift_len": a.shift_len,
+        })
+        .to_string(),
+        shard: shard.map(|s| s.to_string()).unwrap_or_default(),
+    };
+    let (writer, days) = if a.resume && a.output.exists() {
+        let (w, done) = output::Writer::resume(&a.output, &run)?;
+        let done: HashSet<epoch::Day> = done.iter().map(|d| d.day).collect();
+        let todo: Vec<epoch::Day> = days.iter().copied().filter(|d| !done.contains(d)).collect();
+        eprintln!(
+            "tmatch: resuming {}: {} of {} days done",
+            a.output.display(),
+            days.len() - todo.len(),
+            days.len()
+        );
+        (w, todo)
+    } else {
+        pipeline::check_output(&a.output, a.overwrite)?;
+        let info = output::TemplateInfo::of(&set);
+        (
+            output::Writer::create(&a.output, &info, &run, &command_line)?,
+            days,
+        )
+    };
+    let writer = Arc::new(Mutex::new(writer));
+    let stop = Arc::new(AtomicBool::new(false));
+    let signal = watch_signals(stop.clone(), Arc::downgrade(&writer))?;
+    let backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new())];
+    let shard_note = shard.map_or(String::new(), |s| {
+        format!(" (shard {s}, of {} days requested)", all_days.len())
+    });
     eprintln!(
-        "tmatch: {} templates, {} days, device {}",
+        "tmatch: {} templates, {} days{shard_note}, device {}",
         set.templates.len(),
         days.len(),
-        tmatch::correlate::Backend::name(&backend)
+        backends[0].name()
     );
-    let s = pipeline::run(&set, &archive, &days, &params, &backend, &mut writer)?;
+    let s = pipeline::run(&set, &archive, &days, &params, &backends, &writer, &stop)?;
+    drop(writer);
     eprintln!(
         "{}: {} detections; {} days done, {} without data, {} failed; {:.2} s",
         a.output.display(),
@@ -298,11 +403,47 @@ fn detect(a: DetectArgs) -> Result<()> {
         s.days_failed,
         s.wall.as_secs_f64()
     );
+    let sig = signal.load(Ordering::SeqCst);
+    if sig != 0 && s.not_started > 0 {
+        eprintln!(
+            "tmatch: stopped by a signal with {} days left; run again with --resume to finish",
+            s.not_started
+        );
+        return Ok(ExitCode::from((128 + sig) as u8));
+    }
     if s.days_failed > 0 {
         bail!(
             "{} days failed (see /days in {})",
             s.days_failed,
             a.output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    pipeline::check_output(&a.output, a.overwrite)?;
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let r = output::merge(&a.files, &a.output, &command_line)?;
+    eprintln!(
+        "{}: {} days, {} detections from {} files",
+        a.output.display(),
+        r.days,
+        r.detections,
+        a.files.len()
+    );
+    if !r.missing.is_empty() {
+        let shown: Vec<String> = r
+            .missing
+            .iter()
+            .take(10)
+            .map(|&d| epoch::format_day(d))
+            .collect();
+        eprintln!(
+            "warning: {} requested days are in none of the files: {}{}",
+            r.missing.len(),
+            shown.join(", "),
+            if r.missing.len() > 10 { ", …" } else { "" }
         );
     }
     Ok(())
@@ -323,7 +464,11 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Templates(TemplatesCommand::Build(a)) => build(a),
         Command::Templates(TemplatesCommand::Info { file }) => info(&file),
-        Command::Detect(a) => detect(a),
+        Command::Detect(a) => match detect(a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Merge(a) => merge(a),
         Command::Export(a) => export(a),
         Command::Synth {
             output,

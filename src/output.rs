@@ -9,11 +9,14 @@
 //!   origin time) and channel ids, with the template file's checksum;
 //! * `/days`: day, status, n_detections, wall time, device, problems;
 //! * root attributes: `format`, `format_version`, `tmatch_version`,
-//!   `command_line`, `parameters` (JSON), `template_checksum`.
+//!   `command_line`, `parameters` (JSON), `template_checksum`, `shard`
+//!   (`I/N`, empty when the file covers all requested days).
 //!
 //! A day's detection rows are written first and its `/days` row last, then
 //! the file is flushed: rows past the last day row belong to a day in
-//! flight and are not part of the result.
+//! flight and are not part of the result; resuming drops them. The file is
+//! written only between days, so a process killed while it computes a day
+//! leaves the file as the last flush made it.
 
 use std::path::{Path, PathBuf};
 
@@ -83,6 +86,47 @@ pub struct DayStatus {
     pub problems: String,
 }
 
+/// What identifies a run: a file is resumed, and files are merged, only
+/// when these agree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub template_checksum: u64,
+    /// Detection parameters as a JSON object (the days requested included).
+    pub parameters: String,
+    /// `I/N` for one shard of the requested days, empty for all of them.
+    pub shard: String,
+}
+
+/// The template table of a detections file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateInfo {
+    pub ids: Vec<String>,
+    /// Detection time − offset = origin time.
+    pub origin_offsets: Vec<Nanos>,
+    /// Each template's channel ids, comma-separated.
+    pub channels: Vec<String>,
+}
+
+impl TemplateInfo {
+    pub fn of(set: &TemplateSet) -> TemplateInfo {
+        TemplateInfo {
+            ids: set.templates.iter().map(|t| t.id.clone()).collect(),
+            origin_offsets: set.templates.iter().map(|t| t.origin_offset()).collect(),
+            channels: set
+                .templates
+                .iter()
+                .map(|t| {
+                    t.channels
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect(),
+        }
+    }
+}
+
 pub struct Writer {
     path: PathBuf,
     file: hdf5::File,
@@ -105,13 +149,65 @@ fn append<T: H5Type>(ds: &Dataset, rows: &[T]) -> hdf5::Result<()> {
     ds.write_slice(rows, n..n + rows.len())
 }
 
+fn str_attr(file: &hdf5::File, name: &str) -> hdf5::Result<String> {
+    Ok(file.attr(name)?.read_scalar::<VarLenUnicode>()?.to_string())
+}
+
+/// Check that `file` is a detections file of this format version.
+fn check_format(path: &Path, file: &hdf5::File) -> Result<()> {
+    if str_attr(file, "format").unwrap_or_default() != FORMAT {
+        return Err(Error::file(path, "not a tmatch detections file"));
+    }
+    let version: u32 = file
+        .attr("format_version")
+        .and_then(|a| a.read_scalar())
+        .map_err(|e| Error::file(path, format!("HDF5: {e}")))?;
+    if version != FORMAT_VERSION {
+        return Err(Error::file(
+            path,
+            format!("detections format version {version}, expected {FORMAT_VERSION}"),
+        ));
+    }
+    Ok(())
+}
+
+fn read_run_info(path: &Path, file: &hdf5::File) -> Result<RunInfo> {
+    let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
+    Ok(RunInfo {
+        template_checksum: file
+            .attr("template_checksum")
+            .and_then(|a| a.read_scalar())
+            .map_err(h5)?,
+        parameters: str_attr(file, "parameters").map_err(h5)?,
+        shard: str_attr(file, "shard").map_err(h5)?,
+    })
+}
+
+/// The `/days` rows that were written whole: a row cut short by a crash
+/// has no day name (its strings were never written) and ends the list.
+fn completed_days(path: &Path, rows: &[DayRow]) -> Result<Vec<DayStatus>> {
+    rows.iter()
+        .take_while(|d| !d.day.as_str().is_empty())
+        .map(|d| {
+            Ok(DayStatus {
+                day: epoch::parse_day(d.day.as_str()).map_err(|e| Error::file(path, e))?,
+                status: d.status.to_string(),
+                n_detections: d.n_detections,
+                wall_s: d.wall_s,
+                device: d.device.to_string(),
+                problems: d.problems.to_string(),
+            })
+        })
+        .collect()
+}
+
 impl Writer {
-    /// Create a new detections file. `parameters` is a JSON object.
+    /// Create a new detections file for a run with `command_line`.
     pub fn create(
         path: &Path,
-        set: &TemplateSet,
+        templates: &TemplateInfo,
+        run: &RunInfo,
         command_line: &str,
-        parameters: &str,
     ) -> Result<Writer> {
         let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
         let file = hdf5::File::create(path)
@@ -125,27 +221,21 @@ impl Writer {
         str_attr("format", FORMAT)?;
         str_attr("tmatch_version", env!("CARGO_PKG_VERSION"))?;
         str_attr("command_line", command_line)?;
-        str_attr("parameters", parameters)?;
+        str_attr("parameters", &run.parameters)?;
+        str_attr("shard", &run.shard)?;
         file.new_attr::<u32>()
             .create("format_version")
             .and_then(|a| a.write_scalar(&FORMAT_VERSION))
             .map_err(h5)?;
         file.new_attr::<u64>()
             .create("template_checksum")
-            .and_then(|a| a.write_scalar(&set.checksum()))
+            .and_then(|a| a.write_scalar(&run.template_checksum))
             .map_err(h5)?;
-        let rows: Vec<TemplateRow> = set
-            .templates
-            .iter()
-            .map(|t| TemplateRow {
-                id: vlu(&t.id),
-                origin_offset_ns: t.origin_offset(),
-                channels: vlu(&t
-                    .channels
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")),
+        let rows: Vec<TemplateRow> = (0..templates.ids.len())
+            .map(|i| TemplateRow {
+                id: vlu(&templates.ids[i]),
+                origin_offset_ns: templates.origin_offsets[i],
+                channels: vlu(&templates.channels[i]),
             })
             .collect();
         file.new_dataset_builder()
@@ -180,15 +270,95 @@ impl Writer {
         })
     }
 
+    /// Reopen a file of the same run (template checksum, parameters and
+    /// shard must agree) to go on with it. Rows of a day that was in flight
+    /// when the last run stopped are dropped; the days completed are
+    /// returned.
+    pub fn resume(path: &Path, run: &RunInfo) -> Result<(Writer, Vec<DayStatus>)> {
+        let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
+        let file = hdf5::File::open_rw(path)
+            .map_err(|e| Error::file(path, format!("cannot open to resume: {e}")))?;
+        check_format(path, &file)?;
+        let found = read_run_info(path, &file)?;
+        if found.template_checksum != run.template_checksum {
+            return Err(Error::file(
+                path,
+                format!(
+                    "made with another template set (checksum {:016x}, this one {:016x}); \
+                     cannot resume it",
+                    found.template_checksum, run.template_checksum
+                ),
+            ));
+        }
+        if found.shard != run.shard {
+            let name = |s: &str| {
+                if s.is_empty() {
+                    "all days".to_string()
+                } else {
+                    format!("shard {s}")
+                }
+            };
+            return Err(Error::file(
+                path,
+                format!(
+                    "made for {}, this run is for {}; cannot resume it",
+                    name(&found.shard),
+                    name(&run.shard)
+                ),
+            ));
+        }
+        if found.parameters != run.parameters {
+            return Err(Error::file(
+                path,
+                format!(
+                    "made with other parameters ({}; this run: {}); cannot resume it",
+                    found.parameters, run.parameters
+                ),
+            ));
+        }
+        let detections = file.dataset("detections").map_err(h5)?;
+        let channels = file.dataset("detection_channels").map_err(h5)?;
+        let days = file.dataset("days").map_err(h5)?;
+        let done = completed_days(path, &days.read_raw::<DayRow>().map_err(h5)?)?;
+        let n_det: u64 = done.iter().map(|d| d.n_detections).sum();
+        let rows: Vec<DetectionRow> = if n_det > 0 {
+            detections
+                .read_slice_1d((n_det - 1) as usize..n_det as usize)
+                .map_err(h5)?
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        let n_ch = rows
+            .last()
+            .map_or(0, |r| r.first_channel_row + r.n_channel_rows as u64);
+        if (detections.size() as u64) < n_det || (channels.size() as u64) < n_ch {
+            return Err(Error::file(
+                path,
+                "damaged: /days counts more detections than the file holds",
+            ));
+        }
+        days.resize(done.len()).map_err(h5)?;
+        detections.resize(n_det as usize).map_err(h5)?;
+        channels.resize(n_ch as usize).map_err(h5)?;
+        file.flush().map_err(h5)?;
+        Ok((
+            Writer {
+                path: path.to_path_buf(),
+                file,
+                detections,
+                channels,
+                days,
+            },
+            done,
+        ))
+    }
+
     /// Append one day: its detections, then its status row; then flush.
     pub fn write_day(&mut self, status: &DayStatus, detections: &[Detection]) -> Result<()> {
-        let path = self.path.clone();
-        let h5 = |e: hdf5::Error| Error::file(&path, format!("HDF5: {e}"));
         let mut det_rows = Vec::with_capacity(detections.len());
         let mut ch_rows = Vec::new();
-        let first_det = self.detections.size() as u64;
-        let mut ch_next = self.channels.size() as u64;
-        for (i, d) in detections.iter().enumerate() {
+        for d in detections {
             det_rows.push(DetectionRow {
                 template: d.template as u32,
                 time_ns: d.time,
@@ -197,13 +367,12 @@ impl Writer {
                 threshold: d.threshold,
                 mad: d.mad,
                 n_channels: d.n_channels as u32,
-                first_channel_row: ch_next,
+                first_channel_row: ch_rows.len() as u64,
                 n_channel_rows: d.channels.len() as u32,
             });
-            ch_next += d.channels.len() as u64;
             for c in &d.channels {
                 ch_rows.push(ChannelRow {
-                    detection: first_det + i as u64,
+                    detection: det_rows.len() as u64 - 1,
                     channel: c.channel as u32,
                     cc: c.cc,
                     best_cc: c.best_cc,
@@ -211,12 +380,33 @@ impl Writer {
                 });
             }
         }
+        self.write_rows(status, det_rows, ch_rows)
+    }
+
+    /// Append one day's rows, numbered from 0 within the day (detection
+    /// indices and channel row offsets are moved to the end of the file).
+    fn write_rows(
+        &mut self,
+        status: &DayStatus,
+        mut det_rows: Vec<DetectionRow>,
+        mut ch_rows: Vec<ChannelRow>,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let h5 = |e: hdf5::Error| Error::file(&path, format!("HDF5: {e}"));
+        let first_det = self.detections.size() as u64;
+        let first_ch = self.channels.size() as u64;
+        for r in &mut det_rows {
+            r.first_channel_row += first_ch;
+        }
+        for c in &mut ch_rows {
+            c.detection += first_det;
+        }
         append(&self.detections, &det_rows).map_err(h5)?;
         append(&self.channels, &ch_rows).map_err(h5)?;
         let row = DayRow {
             day: vlu(&epoch::format_day(status.day)),
             status: vlu(&status.status),
-            n_detections: status.n_detections,
+            n_detections: det_rows.len() as u64,
             wall_s: status.wall_s,
             device: vlu(&status.device),
             problems: vlu(&status.problems),
@@ -226,38 +416,40 @@ impl Writer {
     }
 }
 
-/// A detections file read back: what `export` and tests use.
+/// A detections file read back: what `export`, `merge` and tests use.
+/// Only completed days are read.
 #[derive(Debug, Clone)]
 pub struct Detections {
-    pub template_ids: Vec<String>,
-    pub origin_offsets: Vec<Nanos>,
+    pub templates: TemplateInfo,
+    pub run: RunInfo,
     pub rows: Vec<DetectionRow>,
     pub channels: Vec<ChannelRow>,
+    /// In the order they were written; a day's detection rows follow those
+    /// of the days before it.
     pub days: Vec<DayStatus>,
+}
+
+impl Detections {
+    /// Detection rows of each day, in `days` order.
+    pub fn day_rows(&self) -> Vec<std::ops::Range<usize>> {
+        let mut at = 0;
+        self.days
+            .iter()
+            .map(|d| {
+                let r = at..at + d.n_detections as usize;
+                at = r.end;
+                r
+            })
+            .collect()
+    }
 }
 
 pub fn read(path: &Path) -> Result<Detections> {
     let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
     let file = hdf5::File::open(path)
         .map_err(|e| Error::file(path, format!("cannot open as HDF5: {e}")))?;
-    let format = file
-        .attr("format")
-        .and_then(|a| a.read_scalar::<VarLenUnicode>())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    if format != FORMAT {
-        return Err(Error::file(path, "not a tmatch detections file"));
-    }
-    let version: u32 = file
-        .attr("format_version")
-        .and_then(|a| a.read_scalar())
-        .map_err(h5)?;
-    if version != FORMAT_VERSION {
-        return Err(Error::file(
-            path,
-            format!("detections format version {version}, expected {FORMAT_VERSION}"),
-        ));
-    }
+    check_format(path, &file)?;
+    let run = read_run_info(path, &file)?;
     let templates: Vec<TemplateRow> = file
         .dataset("templates")
         .and_then(|d| d.read_raw())
@@ -266,6 +458,7 @@ pub fn read(path: &Path) -> Result<Detections> {
         .dataset("days")
         .and_then(|d| d.read_raw())
         .map_err(h5)?;
+    let days = completed_days(path, &days)?;
     let mut rows: Vec<DetectionRow> = file
         .dataset("detections")
         .and_then(|d| d.read_raw())
@@ -276,31 +469,135 @@ pub fn read(path: &Path) -> Result<Detections> {
         .map_err(h5)?;
     // Only rows of completed days count (see the module notes).
     let n_done: u64 = days.iter().map(|d| d.n_detections).sum();
+    let n_ch = match n_done {
+        0 => 0,
+        n => rows
+            .get(n as usize - 1)
+            .map(|r| r.first_channel_row + r.n_channel_rows as u64)
+            .unwrap_or(u64::MAX),
+    };
+    if (rows.len() as u64) < n_done || (channels.len() as u64) < n_ch {
+        return Err(Error::file(
+            path,
+            "damaged: /days counts more detections than the file holds",
+        ));
+    }
     rows.truncate(n_done as usize);
-    let n_ch = rows
-        .last()
-        .map_or(0, |r| r.first_channel_row + r.n_channel_rows as u64);
     channels.truncate(n_ch as usize);
-    let days = days
-        .into_iter()
-        .map(|d| -> Result<DayStatus> {
-            Ok(DayStatus {
-                day: epoch::parse_day(d.day.as_str()).map_err(|e| Error::file(path, e))?,
-                status: d.status.to_string(),
-                n_detections: d.n_detections,
-                wall_s: d.wall_s,
-                device: d.device.to_string(),
-                problems: d.problems.to_string(),
-            })
-        })
-        .collect::<Result<_>>()?;
     Ok(Detections {
-        template_ids: templates.iter().map(|t| t.id.to_string()).collect(),
-        origin_offsets: templates.iter().map(|t| t.origin_offset_ns).collect(),
+        templates: TemplateInfo {
+            ids: templates.iter().map(|t| t.id.to_string()).collect(),
+            origin_offsets: templates.iter().map(|t| t.origin_offset_ns).collect(),
+            channels: templates.iter().map(|t| t.channels.to_string()).collect(),
+        },
+        run,
         rows,
         channels,
         days,
     })
+}
+
+/// What a merge found besides the merged days.
+#[derive(Debug, Default)]
+pub struct MergeReport {
+    pub days: usize,
+    pub detections: usize,
+    /// Requested days (the runs' `days` parameter) that no file holds.
+    pub missing: Vec<Day>,
+}
+
+/// Combine detections files of one run (its shards, say) into `output`,
+/// days in order. Files of other template sets or parameters are refused,
+/// and so is a day present in two files.
+pub fn merge(inputs: &[PathBuf], output: &Path, command_line: &str) -> Result<MergeReport> {
+    let Some(first_path) = inputs.first() else {
+        return Err(Error::Input("merge: no input files".into()));
+    };
+    let files: Vec<Detections> = inputs.iter().map(|p| read(p)).collect::<Result<_>>()?;
+    let first = &files[0];
+    for (p, f) in inputs.iter().zip(&files).skip(1) {
+        let other = |what: &str| {
+            Error::file(
+                p,
+                format!("{what} than {} ; not merged", first_path.display()),
+            )
+        };
+        if f.run.template_checksum != first.run.template_checksum || f.templates != first.templates
+        {
+            return Err(other("made with another template set"));
+        }
+        if f.run.parameters != first.run.parameters {
+            return Err(other(&format!(
+                "made with other parameters ({} vs {})",
+                f.run.parameters, first.run.parameters
+            )));
+        }
+    }
+    // Every day once, in order.
+    let mut days: Vec<(Day, usize, usize)> = Vec::new();
+    for (fi, f) in files.iter().enumerate() {
+        days.extend(f.days.iter().enumerate().map(|(di, d)| (d.day, fi, di)));
+    }
+    days.sort();
+    let twice: Vec<String> = days
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| {
+            format!(
+                "{} ({} and {})",
+                epoch::format_day(w[0].0),
+                inputs[w[0].1].display(),
+                inputs[w[1].1].display()
+            )
+        })
+        .collect();
+    if !twice.is_empty() {
+        return Err(Error::Input(format!(
+            "merge: days present twice: {}",
+            twice.join(", ")
+        )));
+    }
+    let requested: Vec<Day> = serde_json::from_str::<serde_json::Value>(&first.run.parameters)
+        .ok()
+        .and_then(|v| v.get("days")?.as_str().map(str::to_string))
+        .and_then(|s| epoch::parse_days(&s).ok())
+        .unwrap_or_default();
+    let present: std::collections::HashSet<Day> = days.iter().map(|d| d.0).collect();
+    let run = RunInfo {
+        shard: String::new(),
+        ..first.run.clone()
+    };
+    let mut w = Writer::create(output, &first.templates, &run, command_line)?;
+    let ranges: Vec<_> = files.iter().map(|f| f.day_rows()).collect();
+    let mut report = MergeReport::default();
+    for &(_, fi, di) in &days {
+        let f = &files[fi];
+        let r = ranges[fi][di].clone();
+        let ch0 = f.rows.get(r.start).map_or(0, |d| d.first_channel_row);
+        let det_rows: Vec<DetectionRow> = f.rows[r.clone()]
+            .iter()
+            .map(|d| DetectionRow {
+                first_channel_row: d.first_channel_row - ch0,
+                ..d.clone()
+            })
+            .collect();
+        let n_ch: u64 = det_rows.iter().map(|d| d.n_channel_rows as u64).sum();
+        let ch_rows: Vec<ChannelRow> = f.channels[ch0 as usize..(ch0 + n_ch) as usize]
+            .iter()
+            .map(|c| ChannelRow {
+                detection: c.detection - r.start as u64,
+                ..c.clone()
+            })
+            .collect();
+        report.detections += det_rows.len();
+        w.write_rows(&f.days[di], det_rows, ch_rows)?;
+    }
+    report.days = days.len();
+    report.missing = requested
+        .into_iter()
+        .filter(|d| !present.contains(d))
+        .collect();
+    Ok(report)
 }
 
 /// Detections as CSV, one line each, in file order.
@@ -311,9 +608,9 @@ pub fn to_csv(d: &Detections) -> String {
         let t = r.template as usize;
         out.push_str(&format!(
             "{},{},{},{:.6},{:.6},{:.6},{:.6},{}\n",
-            d.template_ids[t],
+            d.templates.ids[t],
             epoch::format_time(r.time_ns),
-            epoch::format_time(r.time_ns - d.origin_offsets[t]),
+            epoch::format_time(r.time_ns - d.templates.origin_offsets[t]),
             r.cc_sum,
             r.mean_cc,
             r.threshold,

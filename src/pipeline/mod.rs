@@ -2,13 +2,17 @@
 
 mod day;
 pub mod load;
+mod shard;
 
 pub use day::{
     detect_day, detect_day_with_stacks, ChannelPick, DayResult, DetectParams, Detection,
 };
+pub use shard::Shard;
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::archive::Archive;
@@ -24,6 +28,8 @@ pub struct Summary {
     pub days_done: usize,
     pub days_without_data: usize,
     pub days_failed: usize,
+    /// Days left for a later run after a stop was asked for.
+    pub not_started: usize,
     pub detections: usize,
     pub wall: Duration,
 }
@@ -67,6 +73,25 @@ impl Progress {
         }
     }
 
+    /// One line per day; problems other than missing channels (routine on
+    /// long runs, so only counted) each on their own line.
+    fn report_day(&self, status: &DayStatus, problems: &[String]) {
+        let name = epoch::format_day(status.day);
+        for p in problems.iter().filter(|p| !p.ends_with(": no data")) {
+            self.log(&format!("{name}: {p}"));
+        }
+        let missing = problems.iter().filter(|p| p.ends_with(": no data")).count();
+        let missing = if missing > 0 && status.status == "done" {
+            format!(", {missing} channels without data")
+        } else {
+            String::new()
+        };
+        self.day_done(format!(
+            "{name}: {}, {} detections in {:.1} s on {}{missing}",
+            status.status, status.n_detections, status.wall_s, status.device
+        ));
+    }
+
     fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
@@ -74,64 +99,114 @@ impl Progress {
     }
 }
 
+/// A day's work, written as one `/days` row with its detections.
+fn process_day(
+    set: &TemplateSet,
+    archive: &Archive,
+    day: Day,
+    params: &DetectParams,
+    backend: &dyn Backend,
+) -> (DayStatus, Vec<Detection>, Vec<String>) {
+    let td = Instant::now();
+    let (status, detections, problems) = match detect_day(set, archive, day, params, backend) {
+        Ok(r) if !r.had_data => ("no-data", Vec::new(), r.problems),
+        Ok(r) => ("done", r.detections, r.problems),
+        Err(e) => ("failed", Vec::new(), vec![e.to_string()]),
+    };
+    let status = DayStatus {
+        day,
+        status: status.to_string(),
+        n_detections: detections.len() as u64,
+        wall_s: td.elapsed().as_secs_f64(),
+        device: backend.name(),
+        problems: problems.join("\n"),
+    };
+    (status, detections, problems)
+}
+
+/// The longest template span (moveout + length) is read past each
+/// midnight; more than a day is not a template but a mistake in its picks.
+pub fn check_span(set: &TemplateSet) -> Result<()> {
+    let span = (set.max_pad() + set.len) as f64 / set.rate;
+    if span >= 86_400.0 {
+        let worst = set
+            .templates
+            .iter()
+            .max_by_key(|t| t.max_pad())
+            .map_or(String::new(), |t| t.id.clone());
+        return Err(crate::Error::Input(format!(
+            "template {worst} spans {span:.0} s (moveout + length), more than the one-day \
+             overlap read past each midnight allows; check its picks"
+        )));
+    }
+    Ok(())
+}
+
 /// Detect over `days` and write every day (with or without detections) to
 /// `writer`. A day that fails is recorded as failed and the run goes on.
+///
+/// Each backend (one per device) runs on its own thread, taking the next
+/// day from a shared queue; days are written as they complete. Once `stop`
+/// is set no new day is started: the days in flight are finished and
+/// written, and the rest are counted in [`Summary::not_started`].
 pub fn run(
     set: &TemplateSet,
     archive: &Archive,
     days: &[Day],
     params: &DetectParams,
-    backend: &dyn Backend,
-    writer: &mut Writer,
+    backends: &[Box<dyn Backend>],
+    writer: &Mutex<Writer>,
+    stop: &AtomicBool,
 ) -> Result<Summary> {
+    check_span(set)?;
     let t0 = Instant::now();
     let progress = Progress::new(days.len());
     for bad in archive.unreadable() {
         progress.log(&format!("warning: {}: {}", bad.path.display(), bad.reason));
     }
-    let mut summary = Summary::default();
-    for &day in days {
-        let td = Instant::now();
-        let name = epoch::format_day(day);
-        let (status, detections, problems) = match detect_day(set, archive, day, params, backend) {
-            Ok(r) if !r.had_data => ("no-data", Vec::new(), r.problems),
-            Ok(r) => ("done", r.detections, r.problems),
-            Err(e) => ("failed", Vec::new(), vec![e.to_string()]),
-        };
-        let wall = td.elapsed().as_secs_f64();
-        writer.write_day(
-            &DayStatus {
-                day,
-                status: status.to_string(),
-                n_detections: detections.len() as u64,
-                wall_s: wall,
-                device: backend.name(),
-                problems: problems.join("\n"),
-            },
-            &detections,
-        )?;
-        match status {
-            "done" => summary.days_done += 1,
-            "no-data" => summary.days_without_data += 1,
-            _ => summary.days_failed += 1,
+    let next = AtomicUsize::new(0);
+    let summary = Mutex::new(Summary::default());
+    let write_error = Mutex::new(None);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for backend in backends {
+            s.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&day) = days.get(i) else {
+                    return;
+                };
+                let (status, detections, problems) =
+                    process_day(set, archive, day, params, backend.as_ref());
+                let written = writer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .write_day(&status, &detections);
+                if let Err(e) = written {
+                    failed.store(true, Ordering::SeqCst);
+                    write_error.lock().unwrap().get_or_insert(e);
+                    return;
+                }
+                let mut sum = summary.lock().unwrap();
+                match status.status.as_str() {
+                    "done" => sum.days_done += 1,
+                    "no-data" => sum.days_without_data += 1,
+                    _ => sum.days_failed += 1,
+                }
+                sum.detections += detections.len();
+                drop(sum);
+                progress.report_day(&status, &problems);
+            });
         }
-        summary.detections += detections.len();
-        // Missing channels are routine on long runs: say them in a short form.
-        for p in problems.iter().filter(|p| !p.ends_with(": no data")) {
-            progress.log(&format!("{name}: {p}"));
-        }
-        let missing = problems.iter().filter(|p| p.ends_with(": no data")).count();
-        let missing = if missing > 0 && status == "done" {
-            format!(", {missing} channels without data")
-        } else {
-            String::new()
-        };
-        progress.day_done(format!(
-            "{name}: {status}, {} detections in {wall:.1} s{missing}",
-            detections.len()
-        ));
-    }
+    });
     progress.finish();
+    if let Some(e) = write_error.into_inner().unwrap() {
+        return Err(e);
+    }
+    let mut summary = summary.into_inner().unwrap();
+    summary.not_started = days.len().saturating_sub(next.load(Ordering::SeqCst));
     summary.wall = t0.elapsed();
     Ok(summary)
 }

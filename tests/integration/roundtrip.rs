@@ -5,7 +5,7 @@ use std::fs;
 
 use tmatch::archive::{mseed, Archive};
 use tmatch::epoch::{self, NS_PER_S};
-use tmatch::output::{self, DayStatus, Writer};
+use tmatch::output::{self, DayStatus, RunInfo, TemplateInfo, Writer};
 use tmatch::pipeline::{ChannelPick, Detection};
 use tmatch::preprocess::Recipe;
 use tmatch::templates::{self, Template, TemplateChannel, TemplateSet};
@@ -218,7 +218,13 @@ fn detections_file_round_trip() {
             })
             .collect(),
     };
-    let mut w = Writer::create(&p, &set, "tmatch detect ...", "{}").unwrap();
+    let run = RunInfo {
+        template_checksum: set.checksum(),
+        parameters: r#"{"days":"2021-06-01..2021-06-04"}"#.into(),
+        shard: String::new(),
+    };
+    let info = TemplateInfo::of(&set);
+    let mut w = Writer::create(&p, &info, &run, "tmatch detect ...").unwrap();
     let day = epoch::day_of(t0());
     let status = |day, n| DayStatus {
         day,
@@ -235,8 +241,9 @@ fn detections_file_round_trip() {
         .unwrap();
     drop(w);
     let d = output::read(&p).unwrap();
-    assert_eq!(d.template_ids, vec!["ev1", "ev2"]);
-    assert_eq!(d.origin_offsets, vec![3 * NS_PER_S, 0]);
+    assert_eq!(d.templates.ids, vec!["ev1", "ev2"]);
+    assert_eq!(d.templates.origin_offsets, vec![3 * NS_PER_S, 0]);
+    assert_eq!(d.run, run);
     assert_eq!(d.rows.len(), 3);
     assert_eq!(d.channels.len(), 5);
     assert_eq!(d.rows[2].first_channel_row, 3);
@@ -248,6 +255,83 @@ fn detections_file_round_trip() {
     assert!(
         csv.contains("ev1,2021-06-01T12:00:10.000000Z,2021-06-01T12:00:07.000000Z,1.500000"),
         "{csv}"
+    );
+
+    // A day in flight when the process died: its detection rows are in the
+    // file, its /days row is not. Reading ignores them; resuming drops them.
+    {
+        let f = hdf5::File::open_rw(&p).unwrap();
+        let ds = f.dataset("detections").unwrap();
+        let mut torn = d.rows[0].clone();
+        torn.first_channel_row = 5;
+        ds.resize(4).unwrap();
+        ds.write_slice(&[torn], 3..4).unwrap();
+        let days = f.dataset("days").unwrap();
+        days.resize(4).unwrap(); // a /days row never written
+    }
+    assert_eq!(output::read(&p).unwrap().rows, d.rows);
+    let other = RunInfo {
+        parameters: r#"{"days":"2021-06-01"}"#.into(),
+        ..run.clone()
+    };
+    let err = Writer::resume(&p, &other).err().unwrap().to_string();
+    assert!(
+        err.contains("other parameters") && err.contains("d.h5"),
+        "{err}"
+    );
+    let (mut w, done) = Writer::resume(&p, &run).unwrap();
+    assert_eq!(done, d.days);
+    w.write_day(&status(day + 3, 1), &[det(1, 86400 * 3 + 7, 1)])
+        .unwrap();
+    drop(w);
+    let resumed = output::read(&p).unwrap();
+    assert_eq!(resumed.rows.len(), 4);
+    assert_eq!(resumed.rows[3].first_channel_row, 5);
+    assert_eq!(resumed.channels[5].detection, 3);
+    assert_eq!(resumed.days.len(), 4);
+
+    // Merging files of one run, days in any order, equals one file.
+    let (a, b) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
+    let mut wa = Writer::create(&a, &info, &run, "a").unwrap();
+    wa.write_day(&status(day + 1, 0), &[]).unwrap();
+    wa.write_day(&status(day + 3, 1), &[det(1, 86400 * 3 + 7, 1)])
+        .unwrap();
+    drop(wa);
+    let mut wb = Writer::create(&b, &info, &run, "b").unwrap();
+    wb.write_day(&status(day, 2), &[det(0, 10, 2), det(1, 20, 1)])
+        .unwrap();
+    wb.write_day(&status(day + 2, 1), &[det(0, 86400 * 2 + 5, 2)])
+        .unwrap();
+    drop(wb);
+    let m = dir.path().join("m.h5");
+    let report = output::merge(&[a.clone(), b.clone()], &m, "merge").unwrap();
+    assert_eq!((report.days, report.detections), (4, 4));
+    assert!(report.missing.is_empty(), "{:?}", report.missing);
+    let merged = output::read(&m).unwrap();
+    assert_eq!(merged.rows, resumed.rows);
+    assert_eq!(merged.channels, resumed.channels);
+    let days = |d: &output::Detections| d.days.iter().map(|s| s.day).collect::<Vec<_>>();
+    assert_eq!(days(&merged), days(&resumed));
+    // A missing requested day is reported; a day twice and files of
+    // another run are refused.
+    let report = output::merge(&[b.clone()], &dir.path().join("m2.h5"), "merge").unwrap();
+    assert_eq!(report.missing, vec![day + 1, day + 3]);
+    let err = output::merge(&[a.clone(), p.clone()], &dir.path().join("m3.h5"), "merge")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("twice") && err.contains("2021-06-02"), "{err}");
+    let c = dir.path().join("c.h5");
+    let foreign = RunInfo {
+        template_checksum: run.template_checksum ^ 1,
+        ..run.clone()
+    };
+    Writer::create(&c, &info, &foreign, "c").unwrap();
+    let err = output::merge(&[a, c], &dir.path().join("m4.h5"), "merge")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("c.h5") && err.contains("another template set"),
+        "{err}"
     );
 }
 
