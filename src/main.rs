@@ -42,15 +42,24 @@ enum Command {
     /// Write the detections of a detections.h5 file as CSV.
     Export(ExportArgs),
     /// Generate a synthetic SDS archive with a catalog: the small sample
-    /// set (data-samples/), or with --day a day-long 21-channel workload.
+    /// set (data-samples/), or with --day a benchmark workload at 100 Hz.
     Synth {
         /// Output folder.
         #[arg(short, long, default_value = "data-samples")]
         output: PathBuf,
-        /// Generate one day (YYYY-MM-DD) at 100 Hz on 7 stations instead.
+        /// First day (YYYY-MM-DD) of a benchmark workload instead.
         #[arg(long)]
         day: Option<String>,
-        /// Sources in the day workload (each catalogued once, occurring three times).
+        /// Days in the workload.
+        #[arg(long, default_value_t = 1, requires = "day")]
+        days: usize,
+        /// Hours of data at the start of each day.
+        #[arg(long, default_value_t = 24.0, requires = "day")]
+        hours: f64,
+        /// Three-component stations.
+        #[arg(long, default_value_t = 7, requires = "day")]
+        stations: usize,
+        /// Sources in the workload (each catalogued once, occurring three times).
         #[arg(long, default_value_t = 200, requires = "day")]
         sources: usize,
     },
@@ -395,13 +404,14 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     let s = pipeline::run(&set, &archive, &days, &params, &backends, &writer, &stop)?;
     drop(writer);
     eprintln!(
-        "{}: {} detections; {} days done, {} without data, {} failed; {:.2} s",
+        "{}: {} detections; {} days done, {} without data, {} failed; {:.2} s{}",
         a.output.display(),
         s.detections,
         s.days_done,
         s.days_without_data,
         s.days_failed,
-        s.wall.as_secs_f64()
+        s.wall.as_secs_f64(),
+        peak_memory().map_or(String::new(), |m| format!(", peak memory {m} MiB"))
     );
     let sig = signal.load(Ordering::SeqCst);
     if sig != 0 && s.not_started > 0 {
@@ -419,6 +429,21 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Peak resident memory of this process in MiB (Linux), for sizing batch
+/// jobs' memory requests.
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
 }
 
 fn merge(a: MergeArgs) -> Result<()> {
@@ -473,13 +498,23 @@ fn main() -> ExitCode {
         Command::Synth {
             output,
             day,
+            days,
+            hours,
+            stations,
             sources,
         } => {
             let spec = match day {
                 Some(d) if epoch::parse_day(&d).is_err() => {
                     Err(anyhow::anyhow!("--day {d}: not a date (YYYY-MM-DD)"))
                 }
-                Some(d) => Ok(synth::Spec::day_workload(&d, sources, 7)),
+                Some(d) => Ok(synth::Spec::workload(
+                    &d,
+                    days.max(1),
+                    hours,
+                    stations.max(1),
+                    sources,
+                    7,
+                )),
                 None => Ok(synth::Spec::samples()),
             };
             spec.and_then(|spec| {

@@ -202,15 +202,20 @@ fn completed_days(path: &Path, rows: &[DayRow]) -> Result<Vec<DayStatus>> {
 }
 
 impl Writer {
-    /// Create a new detections file for a run with `command_line`.
+    /// Create a new detections file for a run with `command_line`. It is
+    /// made under a temporary name and renamed once complete, so a process
+    /// killed while creating it leaves no half-made file under `path`.
     pub fn create(
         path: &Path,
         templates: &TemplateInfo,
         run: &RunInfo,
         command_line: &str,
     ) -> Result<Writer> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
         let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
-        let file = hdf5::File::create(path)
+        let file = hdf5::File::create(&partial)
             .map_err(|e| Error::file(path, format!("cannot create the output file: {e}")))?;
         let str_attr = |name: &str, v: &str| -> Result<()> {
             file.new_attr::<VarLenUnicode>()
@@ -261,6 +266,8 @@ impl Writer {
         let channels = table("detection_channels", 16384)?;
         let days = table("days", 64)?;
         file.flush().map_err(h5)?;
+        // The open file follows the rename.
+        std::fs::rename(&partial, path).map_err(|e| Error::file(path, e))?;
         Ok(Writer {
             path: path.to_path_buf(),
             file,

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    pub start: Nanos,
-    pub seconds: f64,
+    /// Stretches with data: start and length in seconds.
+    pub windows: Vec<(Nanos, f64)>,
     pub rate: f64,
     pub seed: u64,
     /// Noise standard deviation in counts.
@@ -58,8 +58,7 @@ impl Spec {
     pub fn samples() -> Spec {
         let t = |s: &str| epoch::parse_time(s).expect("valid time");
         Spec {
-            start: t("2024-02-29T23:00:00Z"),
-            seconds: 2.5 * 3600.0,
+            windows: vec![(t("2024-02-29T23:00:00Z"), 2.5 * 3600.0)],
             rate: 40.0,
             seed: 20240301,
             noise: 8.0,
@@ -92,15 +91,24 @@ impl Spec {
         }
     }
 
-    /// A day-long benchmark workload at 100 Hz: seven three-component
-    /// stations (21 channels) and `n_sources` sources at random places,
-    /// each occurring three times with random amplitudes.
-    pub fn day_workload(day: &str, n_sources: usize, seed: u64) -> Spec {
+    /// A benchmark workload at 100 Hz from `day` on: `n_days` days with
+    /// data in their first `hours`, `n_stations` three-component stations on
+    /// a circle, and `n_sources` sources at random places, each occurring
+    /// three times with random amplitudes.
+    pub fn workload(
+        day: &str,
+        n_days: usize,
+        hours: f64,
+        n_stations: usize,
+        n_sources: usize,
+        seed: u64,
+    ) -> Spec {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let start = epoch::parse_time(&format!("{day}T00:00:00Z")).expect("valid day");
-        let stations = (0..7)
+        let seconds = hours.clamp(0.1, 24.0) * 3600.0;
+        let stations = (0..n_stations)
             .map(|i| {
-                let a = i as f64 * std::f64::consts::TAU / 7.0;
+                let a = i as f64 * std::f64::consts::TAU / n_stations as f64;
                 (format!("ST{i:02}"), 25.0 * a.cos(), 25.0 * a.sin())
             })
             .collect();
@@ -116,7 +124,12 @@ impl Spec {
         let mut events = Vec::new();
         for rep in 0..3 {
             for src in 0..n_sources {
-                let t = rng.gen_range(60.0..86_340.0);
+                let day = if n_days > 1 {
+                    rng.gen_range(0..n_days) as f64 * 86_400.0
+                } else {
+                    0.0
+                };
+                let t = day + rng.gen_range(60.0..seconds - 60.0);
                 let scale = if rep == 0 {
                     1.0
                 } else {
@@ -126,8 +139,9 @@ impl Spec {
             }
         }
         Spec {
-            start,
-            seconds: 86_400.0,
+            windows: (0..n_days as i64)
+                .map(|d| (start + d * epoch::NS_PER_DAY, seconds))
+                .collect(),
             rate: 100.0,
             seed,
             noise: 8.0,
@@ -135,6 +149,45 @@ impl Spec {
             gaps: Vec::new(),
             stations,
             sources,
+        }
+    }
+
+    /// Thirty days, 2023-12-31 to 2024-01-29, at 20 Hz on the three sample
+    /// stations, with data in the two hours around every other midnight
+    /// (one hour in each day) from 2024-01-01 on: the three sample sources
+    /// occur five times in each stretch, one of them three seconds before
+    /// midnight so that its waves cross it.
+    pub fn month() -> Spec {
+        let first = epoch::parse_time("2024-01-01T00:00:00Z").expect("valid time");
+        let mut rng = ChaCha8Rng::seed_from_u64(202401);
+        let mut windows = Vec::new();
+        let mut events = Vec::new();
+        for d in 0..15 {
+            let midnight = first + 2 * d * epoch::NS_PER_DAY;
+            windows.push((midnight - 3600 * NS_PER_S, 7200.0));
+            let at = |s: f64| midnight + (s * 1e9) as i64;
+            events.push(((d % 3) as usize, at(-3.0), 1.0));
+            for (k, lo) in [-3500.0, -1800.0, 100.0, 1800.0].into_iter().enumerate() {
+                let t = lo + rng.gen_range(0.0..1500.0);
+                events.push((
+                    ((d + 1 + k as i64) % 3) as usize,
+                    at(t),
+                    rng.gen_range(0.4..1.2),
+                ));
+            }
+        }
+        Spec {
+            windows,
+            rate: 20.0,
+            seed: 202401,
+            noise: 8.0,
+            events,
+            gaps: Vec::new(),
+            stations: STATIONS
+                .iter()
+                .map(|&(s, x, y)| (s.to_string(), x, y))
+                .collect(),
+            sources: SOURCES.to_vec(),
         }
     }
 }
@@ -214,50 +267,56 @@ pub fn generate(spec: &Spec, out: &Path) -> Result<()> {
         fs::remove_dir_all(&archive).map_err(|e| Error::file(&archive, e))?;
     }
     let rate = spec.rate;
-    let n = (spec.seconds * rate).round() as usize;
     let noise_sos = bandpass(0.5, (rate * 0.4).min(15.0), rate);
+    let mut waveforms = std::collections::HashMap::new();
     for (si, (sta, _, _)) in spec.stations.iter().enumerate() {
         for (ci, cha) in COMPONENTS.iter().enumerate() {
             let id = format!("{NETWORK}.{sta}..{cha}");
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(spec.seed.wrapping_add((si * 3 + ci) as u64 + 1));
-            // Filtered noise has a lower variance than its white input.
-            let mut x = filtered_noise(&mut rng, n, &noise_sos);
-            let rms = (x.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
-            x.iter_mut().for_each(|v| *v *= spec.noise / rms);
-            let mut waveforms = std::collections::HashMap::new();
-            for &(src, origin, scale) in &spec.events {
-                let w = waveforms
-                    .entry(src)
-                    .or_insert_with(|| source_waveform(spec, src, si, ci).1);
-                let i0 = ((origin - spec.start) as f64 * rate / 1e9).round() as i64;
-                for (i, v) in w.iter().enumerate() {
-                    let j = i0 + i as i64;
-                    if j >= 0 && (j as usize) < n {
-                        x[j as usize] += scale * v;
+            for (wi, &(start, seconds)) in spec.windows.iter().enumerate() {
+                let n = (seconds * rate).round() as usize;
+                let seed = spec
+                    .seed
+                    .wrapping_add((si * 3 + ci) as u64 + 1 + 1000 * wi as u64);
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                // Filtered noise has a lower variance than its white input.
+                let mut x = filtered_noise(&mut rng, n, &noise_sos);
+                let rms = (x.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
+                x.iter_mut().for_each(|v| *v *= spec.noise / rms);
+                for &(src, origin, scale) in &spec.events {
+                    let w = waveforms
+                        .entry((src, si, ci))
+                        .or_insert_with(|| source_waveform(spec, src, si, ci).1);
+                    let i0 = ((origin - start) as f64 * rate / 1e9).round() as i64;
+                    for (i, v) in w.iter().enumerate() {
+                        let j = i0 + i as i64;
+                        if j >= 0 && (j as usize) < n {
+                            x[j as usize] += scale * v;
+                        }
                     }
                 }
+                // A slow drift and an offset, as real digitizers have.
+                let offset = rng.gen_range(-500.0..500.0);
+                let counts: Vec<i32> = x
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        (v + offset + 3.0 * (i as f64 / (600.0 * rate)).sin()).round() as i32
+                    })
+                    .collect();
+                write_sds(spec, &archive, &id, start, &counts)?;
             }
-            // A slow drift and an offset, as real digitizers have.
-            let offset = rng.gen_range(-500.0..500.0);
-            let counts: Vec<i32> = x
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (v + offset + 3.0 * (i as f64 / (600.0 * rate)).sin()).round() as i32)
-                .collect();
-            write_sds(spec, &archive, &id, &counts)?;
         }
     }
     write_catalog(spec, out)
 }
 
-/// Write one channel as SDS day files, leaving out the spec's gaps.
-fn write_sds(spec: &Spec, root: &Path, id: &str, counts: &[i32]) -> Result<()> {
+/// Write one stretch of a channel (its samples from `start` on) as SDS day
+/// files, leaving out the spec's gaps.
+fn write_sds(spec: &Spec, root: &Path, id: &str, start: Nanos, counts: &[i32]) -> Result<()> {
     let rate = spec.rate;
-    let time = |i: usize| spec.start + (i as f64 * 1e9 / rate).round() as i64;
-    let index = |t: Nanos| {
-        (((t - spec.start) as f64 * rate / 1e9).round().max(0.0) as usize).min(counts.len())
-    };
+    let time = |i: usize| start + (i as f64 * 1e9 / rate).round() as i64;
+    let index =
+        |t: Nanos| (((t - start) as f64 * rate / 1e9).round().max(0.0) as usize).min(counts.len());
     // Pieces of contiguous data, cut at gaps and at midnights.
     let mut cuts = vec![0, counts.len()];
     for (gid, a, b) in &spec.gaps {
@@ -266,7 +325,7 @@ fn write_sds(spec: &Spec, root: &Path, id: &str, counts: &[i32]) -> Result<()> {
             cuts.push(index(*b));
         }
     }
-    let mut day = epoch::day_of(spec.start) + 1;
+    let mut day = epoch::day_of(start) + 1;
     while epoch::day_start(day) < time(counts.len()) {
         cuts.push(index(epoch::day_start(day)));
         day += 1;

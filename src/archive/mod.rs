@@ -156,27 +156,31 @@ impl Archive {
         let mut problems = Vec::new();
         let mut records = Vec::new();
         for path in self.files_for(id, t0, t1) {
-            match mseed::read_records(&path) {
-                Ok(recs) => {
-                    for r in recs {
-                        if r.id != id {
-                            // SDS names promise a channel; say when they lie.
-                            if matches!(self, Archive::Sds(_)) {
-                                problems.push(format!(
-                                    "{}: holds records of {} (not {id}); ignored",
-                                    path.display(),
-                                    r.id
-                                ));
-                            }
-                            continue;
-                        }
-                        let end = r.start + (r.samples.len() as f64 * 1e9 / r.rate).round() as i64;
-                        if end > t0 && r.start < t1 {
-                            records.push((path.clone(), r));
-                        }
-                    }
+            let (recs, damage) = mseed::read_good_records(&path);
+            if let Some(e) = damage {
+                problems.push(match recs.len() {
+                    0 => e.to_string(),
+                    n => format!("{e}; the {n} records before it are used"),
+                });
+            }
+            let mut foreign = std::collections::BTreeSet::new();
+            for r in recs {
+                if r.id != id {
+                    foreign.insert(r.id);
+                    continue;
                 }
-                Err(e) => problems.push(e.to_string()),
+                let end = r.start + (r.samples.len() as f64 * 1e9 / r.rate).round() as i64;
+                if end > t0 && r.start < t1 {
+                    records.push((path.clone(), r));
+                }
+            }
+            // SDS names promise a channel; say when they lie.
+            if matches!(self, Archive::Sds(_)) && !foreign.is_empty() {
+                problems.push(format!(
+                    "{}: holds records of {} (not {id}); ignored",
+                    path.display(),
+                    foreign.into_iter().collect::<Vec<_>>().join(", ")
+                ));
             }
         }
         if records.is_empty() {

@@ -29,23 +29,39 @@ pub struct Header {
     pub rate: f64,
 }
 
-fn seed_id(rec: &MSRecord) -> std::result::Result<String, mseed::MSError> {
-    Ok(format!(
-        "{}.{}.{}.{}",
-        rec.network()?,
-        rec.station()?,
-        rec.location()?,
-        rec.channel()?
-    ))
+/// `NET.STA.LOC.CHA` of a record from its FDSN source identifier
+/// (`FDSN:NET_STA_LOC_B_S_SS`; a band, source and subsource of one
+/// character each make a SEED channel `BSS`). Parsed here rather than by
+/// the bindings' per-code accessors, which allocate without freeing and
+/// let libmseed write codes of any length into fixed buffers: a damaged
+/// record must not be able to do either.
+fn seed_id(sid: &str) -> Option<String> {
+    let parts: Vec<&str> = sid.strip_prefix("FDSN:")?.split('_').collect();
+    let (net, sta, loc, cha) = match parts.as_slice() {
+        [net, sta, loc, b, s, ss] if b.len() == 1 && s.len() == 1 && ss.len() == 1 => {
+            (net, sta, loc, format!("{b}{s}{ss}"))
+        }
+        [net, sta, loc, rest @ ..] if !rest.is_empty() => (net, sta, loc, rest.join("_")),
+        _ => return None,
+    };
+    let ok = |c: &str| c.bytes().all(|b| b.is_ascii_graphic() && b != b'.');
+    (ok(net) && ok(sta) && ok(loc) && ok(&cha) && !net.is_empty() && !sta.is_empty())
+        .then(|| format!("{net}.{sta}.{loc}.{cha}"))
 }
 
-/// Visit every record of a file. A file that is empty, truncated or not
-/// miniSEED is an error that names it.
-fn for_each_record(
-    path: &Path,
-    unpack: bool,
-    mut f: impl FnMut(&MSRecord) -> Result<()>,
-) -> Result<()> {
+fn record_id(path: &Path, rec: &MSRecord) -> Result<String> {
+    let sid = rec.sid_lossy();
+    seed_id(&sid).ok_or_else(|| {
+        Error::file(
+            path,
+            format!("record with a source identifier that is not NET.STA.LOC.CHA: '{sid}'"),
+        )
+    })
+}
+
+/// Visit every record of a file, samples not yet decoded. A file that is
+/// empty, truncated or not miniSEED is an error that names it.
+fn for_each_record(path: &Path, mut f: impl FnMut(&mut MSRecord) -> Result<()>) -> Result<()> {
     let meta = fs::metadata(path).at(path)?;
     if meta.len() == 0 {
         return Err(Error::file(path, "empty file (0 bytes), not miniSEED"));
@@ -56,17 +72,13 @@ fn for_each_record(
     // libmseed takes its argument for a URL when it can: give it an
     // absolute path (a relative `../x` loses its first dot there).
     let abs = fs::canonicalize(path).at(path)?;
-    let mut flags = MSControlFlags::MSF_VALIDATECRC;
-    if unpack {
-        flags |= MSControlFlags::MSF_UNPACKDATA;
-    }
-    let reader = mseed::MSFileParam::new_with_flags(abs, flags)
+    let reader = mseed::MSFileParam::new_with_flags(abs, MSControlFlags::MSF_VALIDATECRC)
         .map_err(|e| Error::file(path, format!("cannot open as miniSEED: {e}")))?;
     let (mut n, mut bytes) = (0usize, 0u64);
     for rec in reader {
-        let rec = rec
+        let mut rec = rec
             .map_err(|e| Error::file(path, format!("bad miniSEED after {n} good records: {e}")))?;
-        f(&rec)?;
+        f(&mut rec)?;
         n += 1;
         bytes += rec.raw().map_or(0, |r| r.len() as u64);
     }
@@ -96,17 +108,45 @@ fn check_rate(path: &Path, id: &str, rate: f64) -> Result<()> {
     Ok(())
 }
 
-/// Read and decode every record of a file.
+/// Read and decode every record of a file; any damage is an error.
 pub fn read_records(path: &Path) -> Result<Vec<Record>> {
+    match read_good_records(path) {
+        (records, None) => Ok(records),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// Read and decode the records of a file up to the first damaged one, and
+/// say what was wrong there, if anything: a file cut short by a failed copy
+/// still gives the data before the cut.
+pub fn read_good_records(path: &Path) -> (Vec<Record>, Option<Error>) {
     let mut out = Vec::new();
-    for_each_record(path, true, |rec| {
-        let id = seed_id(rec).at(path)?;
+    let result = for_each_record(path, |rec| {
+        let id = record_id(path, rec)?;
         let rate = rec.sample_rate_hz();
-        let n = rec.num_samples().max(0) as usize;
-        if n == 0 {
+        let claimed = rec.sample_cnt();
+        if claimed <= 0 {
             return Ok(()); // log or empty records carry no samples
         }
         check_rate(path, &id, rate)?;
+        // No encoding packs more than two samples per byte (Steim2: 7 in 4
+        // bytes): a larger count is a damaged header, which would otherwise
+        // make the decoder allocate for it.
+        let payload = rec.data_length() as i64;
+        if claimed > 2 * payload + 64 {
+            return Err(Error::file(
+                path,
+                format!(
+                    "{id}: damaged record at {}: {claimed} samples claimed in {payload} bytes",
+                    rec.start_time()
+                        .map(|t| epoch::format_time(epoch::from_offset_datetime(t)))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        rec.unpack_data()
+            .map_err(|e| Error::file(path, format!("{id}: cannot decode a record: {e}")))?;
+        let n = rec.num_samples().max(0) as usize;
         let samples: Vec<f64> = match rec.sample_type() {
             MSSampleType::Integer32 => rec
                 .data_samples::<i32>()
@@ -128,7 +168,7 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>> {
                 ))
             }
         };
-        if samples.len() != n {
+        if samples.len() != n || n as i64 != claimed {
             return Err(Error::file(
                 path,
                 format!("{id}: record decoded to too few samples"),
@@ -142,15 +182,15 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>> {
             samples,
         });
         Ok(())
-    })?;
-    Ok(out)
+    });
+    (out, result.err())
 }
 
 /// Read the headers of every record without decoding samples (for indexing).
 pub fn read_headers(path: &Path) -> Result<Vec<Header>> {
     let mut out = Vec::new();
-    for_each_record(path, false, |rec| {
-        let id = seed_id(rec).at(path)?;
+    for_each_record(path, |rec| {
+        let id = record_id(path, rec)?;
         let rate = rec.sample_rate_hz();
         let n = rec.sample_cnt();
         if n <= 0 {
@@ -208,5 +248,32 @@ fn sid_from_nslc(net: &str, sta: &str, loc: &str, cha: &str) -> String {
         format!("FDSN:{net}_{sta}_{loc}_{}_{}_{}", c[0], c[1], c[2])
     } else {
         format!("FDSN:{net}_{sta}_{loc}_{cha}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seed_id;
+
+    #[test]
+    fn source_identifiers() {
+        let id = |s: &str| seed_id(s);
+        assert_eq!(id("FDSN:XX_ALFA__E_H_Z").as_deref(), Some("XX.ALFA..EHZ"));
+        assert_eq!(
+            id("FDSN:IU_ANMO_00_L_H_Z").as_deref(),
+            Some("IU.ANMO.00.LHZ")
+        );
+        assert_eq!(id("FDSN:XX_ST__HZ").as_deref(), Some("XX.ST..HZ"));
+        assert_eq!(id("FDSN:XX_ST__BB_H_Z").as_deref(), Some("XX.ST..BB_H_Z"));
+        for bad in [
+            "",
+            "XX_ST__E_H_Z",
+            "FDSN:XX_ST",
+            "FDSN:XX_ST_",
+            "FDSN:X.Y_ST__E_H_Z",
+            "FDSN:_ST__E_H_Z",
+        ] {
+            assert_eq!(id(bad), None, "{bad}");
+        }
     }
 }

@@ -177,7 +177,9 @@ pub fn detect_day_with_stacks(
         problems: stretch.problems.clone(),
         ..Default::default()
     };
-    let Some((first, end)) = stretch.data_extent() else {
+    // The day proper in stretch coordinates.
+    let own = |i: usize| (lead + i).saturating_sub(stretch.offset);
+    let Some((first, end)) = stretch.data_extent(own(0), own(n_day)) else {
         return Ok(result);
     };
     result.had_data = true;

@@ -33,18 +33,32 @@ pub struct Stretch {
 }
 
 impl Stretch {
-    /// First and one-past-last sample holding data in any channel.
-    pub fn data_extent(&self) -> Option<(usize, usize)> {
+    /// The span of the runs of data that overlap samples `[a, b)`: first
+    /// and one-past-last sample, over every channel. Data before `a` or
+    /// after `b` count only when they run on without a gap from inside
+    /// (a day's lead and overlap, when the recording is continuous), so
+    /// that the next day's first minutes do not stretch a day that holds
+    /// only a morning of data.
+    pub fn data_extent(&self, a: usize, b: usize) -> Option<(usize, usize)> {
         let mut ext: Option<(usize, usize)> = None;
         for c in &self.channels {
-            let first = c.mask.iter().position(|&m| m);
-            let last = c.mask.iter().rposition(|&m| m);
-            if let (Some(a), Some(b)) = (first, last) {
-                ext = Some(match ext {
-                    Some((x, y)) => (x.min(a), y.max(b + 1)),
-                    None => (a, b + 1),
-                });
-            }
+            let m = &c.mask;
+            let b = b.min(m.len());
+            let (Some(first), Some(last)) = (
+                m[a.min(b)..b].iter().position(|&v| v).map(|i| i + a),
+                m[a.min(b)..b].iter().rposition(|&v| v).map(|i| i + a),
+            ) else {
+                continue;
+            };
+            let start = m[..first].iter().rposition(|&v| !v).map_or(0, |i| i + 1);
+            let end = m[last..]
+                .iter()
+                .position(|&v| !v)
+                .map_or(m.len(), |i| i + last);
+            ext = Some(match ext {
+                Some((x, y)) => (x.min(start), y.max(end)),
+                None => (start, end),
+            });
         }
         ext
     }

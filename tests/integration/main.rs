@@ -1,6 +1,7 @@
 //! One integration-test binary; each module covers a stage or the CLI.
 
 mod cli;
+mod cluster;
 mod correlate;
 mod days;
 mod hinet;

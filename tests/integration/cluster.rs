@@ -1,0 +1,501 @@
+//! Running at scale on the generated 30-midnight archive: many days in one
+//! run, shards and their merge, runs killed or stopped by a signal and
+//! resumed, templates that cannot fit the day overlap, and memory that does
+//! not grow with the number of days.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tmatch::epoch::{self, Day, Nanos};
+use tmatch::output;
+
+use crate::util::{rng, s, tmatch, tmatch_ok};
+
+const DAYS: &str = "2023-12-31..2024-01-29";
+const N_DAYS: usize = 30;
+
+/// The month archive (`Spec::month`) and its templates, made once.
+fn month() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        tmatch::synth::generate(&tmatch::synth::Spec::month(), d.path()).unwrap();
+        let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+        tmatch_ok(&[
+            "templates",
+            "build",
+            "--picks",
+            &p("picks.csv"),
+            "--events",
+            &p("events.csv"),
+            "--archive",
+            &p("archive"),
+            "--phase",
+            "all",
+            "--pre",
+            "0.5",
+            "--length",
+            "3",
+            "--lowcut",
+            "2",
+            "--highcut",
+            "8",
+            "-o",
+            &p("templates.h5"),
+        ]);
+        d
+    })
+    .path()
+}
+
+fn detect_args(out: &Path, days: &str, extra: &[&str]) -> Vec<String> {
+    let m = month();
+    let mut args: Vec<String> = [
+        "detect",
+        "--templates",
+        s(&m.join("templates.h5")),
+        "--archive",
+        s(&m.join("archive")),
+        "--days",
+        days,
+        "--threshold",
+        "10",
+        "--trig-int",
+        "6",
+        "-o",
+        s(out),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn detect(out: &Path, days: &str, extra: &[&str]) -> String {
+    let args = detect_args(out, days, extra);
+    tmatch_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// One detection as compared between runs: its row without file offsets,
+/// and its channels.
+type Found = (u32, Nanos, u32, u32, Vec<(u32, u32, u32, i32)>);
+
+/// A detections file by day: status, problems and detections, whatever
+/// order the file holds them in.
+fn by_day(path: &Path) -> BTreeMap<Day, (String, String, Vec<Found>)> {
+    let d = output::read(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = BTreeMap::new();
+    for (status, rows) in d.days.iter().zip(d.day_rows()) {
+        let found = d.rows[rows]
+            .iter()
+            .map(|r| {
+                let a = r.first_channel_row as usize;
+                let ch = d.channels[a..a + r.n_channel_rows as usize]
+                    .iter()
+                    .map(|c| (c.channel, c.cc.to_bits(), c.best_cc.to_bits(), c.best_lag))
+                    .collect();
+                (
+                    r.template,
+                    r.time_ns,
+                    r.cc_sum.to_bits(),
+                    r.mad.to_bits(),
+                    ch,
+                )
+            })
+            .collect();
+        let old = out.insert(
+            status.day,
+            (status.status.clone(), status.problems.clone(), found),
+        );
+        assert!(old.is_none(), "{}: day twice", path.display());
+    }
+    out
+}
+
+/// The uninterrupted run over every day, made once.
+fn full_run() -> &'static BTreeMap<Day, (String, String, Vec<Found>)> {
+    static FULL: OnceLock<(
+        tempfile::TempDir,
+        BTreeMap<Day, (String, String, Vec<Found>)>,
+    )> = OnceLock::new();
+    &FULL
+        .get_or_init(|| {
+            let d = tempfile::tempdir().unwrap();
+            let out = d.path().join("full.h5");
+            detect(&out, DAYS, &[]);
+            let days = by_day(&out);
+            (d, days)
+        })
+        .1
+}
+
+fn truth() -> Vec<(usize, Nanos)> {
+    std::fs::read_to_string(month().join("truth.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), epoch::parse_time(f[2]).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn thirty_days_in_one_run_equal_the_days_run_apart() {
+    let full = full_run();
+    assert_eq!(full.len(), N_DAYS);
+    assert!(full.values().all(|(status, _, _)| status == "done"));
+    let dir = tempfile::tempdir().unwrap();
+    for &day in full.keys() {
+        let out = dir.path().join(format!("{day}.h5"));
+        detect(&out, &epoch::format_day(day), &[]);
+        let one = by_day(&out);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one.get(&day), full.get(&day), "{}", epoch::format_day(day));
+    }
+
+    // Every planted event, the ones three seconds before a midnight whose
+    // waves cross it included, is found once by its source's template at
+    // its origin time, and nothing else is found.
+    let d = output::read(
+        &dir.path()
+            .join(format!("{}.h5", full.keys().next().unwrap())),
+    )
+    .unwrap();
+    let offsets = d.templates.origin_offsets.clone();
+    let ids = d.templates.ids.clone();
+    let mut found: Vec<(usize, Nanos)> = full
+        .values()
+        .flat_map(|(_, _, f)| f.iter())
+        .map(|f| (f.0 as usize, f.1 - offsets[f.0 as usize]))
+        .collect();
+    found.sort();
+    let source_of = |id: &str| (id.as_bytes()[0] - b'A') as usize;
+    let truth = truth();
+    let mut matched = vec![0; truth.len()];
+    for &(t, origin) in &found {
+        // Within a sample (50 ms): origins are off the grid and picks are
+        // rounded to 10 ms.
+        let hits: Vec<usize> = (0..truth.len())
+            .filter(|&i| {
+                truth[i].0 == source_of(&ids[t]) && (truth[i].1 - origin).abs() <= 50_000_000
+            })
+            .collect();
+        let near: Vec<String> = truth
+            .iter()
+            .filter(|(_, t)| (t - origin).abs() < 300 * epoch::NS_PER_S)
+            .map(|(src, t)| format!("{src}@{}", epoch::format_time(*t)))
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "detection of {} at {}; planted near it: {near:?}",
+            ids[t],
+            epoch::format_time(origin)
+        );
+        matched[hits[0]] += 1;
+    }
+    let midnight = truth
+        .iter()
+        .filter(|(_, t)| {
+            (t.rem_euclid(epoch::NS_PER_DAY) - epoch::NS_PER_DAY).abs() < 10 * epoch::NS_PER_S
+        })
+        .count();
+    assert_eq!(midnight, 15);
+    assert!(
+        matched.iter().all(|&n| n == 1),
+        "found per planted event: {matched:?}"
+    );
+}
+
+#[test]
+fn merged_shards_equal_the_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = |i: usize| dir.path().join(format!("shard-{i}.h5"));
+    detect(&shard(0), DAYS, &["--shard", "0/3"]);
+    detect(&shard(1), DAYS, &["--shard", "1/3"]);
+    // The third from a Slurm array task's variables (--array=1-3, task 3).
+    let args = detect_args(&shard(2), DAYS, &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_tmatch"))
+        .args(&args)
+        .env("SLURM_ARRAY_TASK_ID", "3")
+        .env("SLURM_ARRAY_TASK_MIN", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("shard 2/3"), "{err}");
+    let third = by_day(&shard(2));
+    assert_eq!(third.len(), 10);
+    assert!(third
+        .keys()
+        .all(|&d| (d - full_run().keys().next().unwrap()) % 3 == 2));
+
+    let merged = dir.path().join("merged.h5");
+    tmatch_ok(&[
+        "merge",
+        s(&shard(2)),
+        s(&shard(0)),
+        s(&shard(1)),
+        "-o",
+        s(&merged),
+    ]);
+    assert_eq!(&by_day(&merged), full_run());
+
+    // Two shards of three: the missing days are reported.
+    let part = dir.path().join("part.h5");
+    let err = tmatch_ok(&["merge", s(&shard(0)), s(&shard(1)), "-o", s(&part)]);
+    assert!(
+        err.contains("10 requested days are in none of the files"),
+        "{err}"
+    );
+    // A shard twice, or a file of another run, is refused.
+    let out = tmatch(&[
+        "merge",
+        s(&shard(0)),
+        s(&merged),
+        "-o",
+        s(&dir.path().join("x.h5")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("days present twice"), "{err}");
+    let other = dir.path().join("other.h5");
+    detect(&other, "2024-01-02", &["--min-channels", "2"]);
+    let out = tmatch(&[
+        "merge",
+        s(&shard(0)),
+        s(&other),
+        "-o",
+        s(&dir.path().join("y.h5")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("other.h5") && err.contains("other parameters"),
+        "{err}"
+    );
+    // A shard's file is not resumed as another shard.
+    let out = tmatch(
+        &detect_args(&shard(0), DAYS, &["--shard", "1/3", "--resume"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("made for shard 0/3"), "{err}");
+}
+
+/// Start a run over every day; the receiver gets one message per day
+/// written (from the per-day log lines).
+fn spawn(out: &Path, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tmatch"))
+        .args(detect_args(out, DAYS, extra))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Wait for `n` per-day lines; false if the run ended first.
+fn wait_days(rx: &mpsc::Receiver<String>, n: usize) -> bool {
+    let mut seen = 0;
+    while seen < n {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(l) if l.contains(" detections in ") => seen += 1,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+/// What an interrupted file must be: readable, and each of its days as in
+/// the uninterrupted run.
+fn check_partial(out: &Path) -> usize {
+    let partial = by_day(out);
+    for (day, v) in &partial {
+        assert_eq!(Some(v), full_run().get(day), "{}", epoch::format_day(*day));
+    }
+    partial.len()
+}
+
+#[test]
+fn killed_runs_resume_to_the_uninterrupted_result() {
+    let full = full_run();
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(4);
+    let trials = 6;
+    for trial in 0..trials {
+        let out = dir.path().join(format!("kill-{trial}.h5"));
+        let (mut child, rx) = spawn(&out, &[]);
+        // Random points: after 0..30 days written, 0..40 ms into the next.
+        let after = r.gen_range(0..N_DAYS);
+        wait_days(&rx, after);
+        std::thread::sleep(Duration::from_millis(r.gen_range(0..40)));
+        signal(&child, "-KILL");
+        child.wait().unwrap();
+        let kept = if out.exists() { check_partial(&out) } else { 0 };
+        eprintln!("kill trial {trial}: after {after} day lines, {kept} days in the file");
+        detect(&out, DAYS, &["--resume"]);
+        assert_eq!(&by_day(&out), full, "trial {trial}");
+    }
+}
+
+#[test]
+fn sigterm_stops_between_days_and_resume_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("term.h5");
+    let (mut child, rx) = spawn(&out, &[]);
+    assert!(wait_days(&rx, 2));
+    signal(&child, "-TERM");
+    let status = child.wait().unwrap();
+    let log = rx.try_iter().collect::<Vec<_>>().join("\n");
+    // Interrupted: non-zero (128 + SIGTERM) so that Slurm can requeue.
+    assert_eq!(status.code(), Some(143), "{log}");
+    assert!(log.contains("run again with --resume"), "{log}");
+    let kept = check_partial(&out);
+    assert!((2..N_DAYS).contains(&kept), "{kept} days kept\n{log}");
+    let err = detect(&out, DAYS, &["--resume"]);
+    assert!(
+        err.contains(&format!("{kept} of {N_DAYS} days done")),
+        "{err}"
+    );
+    assert_eq!(&by_day(&out), full_run());
+}
+
+#[test]
+fn a_second_sigterm_stops_at_once() {
+    // Days long enough to be caught in flight: each template 200 times.
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = tmatch::templates::read(&month().join("templates.h5")).unwrap();
+    set.templates = (0..200)
+        .flat_map(|k| {
+            set.templates
+                .iter()
+                .map(move |t| tmatch::templates::Template {
+                    id: format!("{}-{k}", t.id),
+                    ..t.clone()
+                })
+        })
+        .collect();
+    let many = dir.path().join("many.h5");
+    tmatch::templates::write(&set, &many).unwrap();
+    let out = dir.path().join("twice.h5");
+    let mut args = detect_args(&out, DAYS, &[]);
+    args[2] = s(&many).to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tmatch"))
+        .args(&args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert!(wait_days(&rx, 1));
+    signal(&child, "-TERM");
+    // The first is taken: the day in flight would now be finished.
+    let mut log = Vec::new();
+    while !log
+        .iter()
+        .any(|l: &String| l.contains("finishing the day in flight"))
+    {
+        log.push(rx.recv_timeout(Duration::from_secs(60)).unwrap());
+    }
+    let t = Instant::now();
+    signal(&child, "-TERM");
+    let status = child.wait().unwrap();
+    let stopped = t.elapsed();
+    log.extend(rx.try_iter());
+    let log = log.join("\n");
+    assert_eq!(status.code(), Some(143), "{log}");
+    assert!(log.contains("stopping now"), "{log}");
+    let d = output::read(&out).unwrap();
+    let day_s = d.days[0].wall_s;
+    assert!(
+        stopped.as_secs_f64() < day_s / 2.0,
+        "stopped {stopped:?} after the second signal; a day takes {day_s} s"
+    );
+    assert!((1..N_DAYS).contains(&d.days.len()), "{log}");
+}
+
+#[test]
+fn a_template_longer_than_the_day_overlap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = tmatch::templates::read(&month().join("templates.h5")).unwrap();
+    // Picks a day and more apart: a mistake, not a moveout.
+    let day = (86_400.0 * set.rate) as usize;
+    set.templates[1].channels[2].pad = day + 7;
+    let bad = dir.path().join("bad.h5");
+    tmatch::templates::write(&set, &bad).unwrap();
+    let out = tmatch(&[
+        "detect",
+        "--templates",
+        s(&bad),
+        "--archive",
+        s(&month().join("archive")),
+        "--days",
+        "2024-01-02",
+        "-o",
+        s(&dir.path().join("d.h5")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("template {} spans", set.templates[1].id)),
+        "{err}"
+    );
+    assert!(!dir.path().join("d.h5").exists());
+}
+
+fn peak_memory_mib(log: &str) -> u64 {
+    let at = log.find("peak memory ").expect("peak memory reported") + 12;
+    log[at..].split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn memory_does_not_grow_with_the_number_of_days() {
+    // A leak grows with every day; the allocator's own warm-up is over
+    // after the first few.
+    let dir = tempfile::tempdir().unwrap();
+    let few = peak_memory_mib(&detect(
+        &dir.path().join("few.h5"),
+        "2024-01-01..2024-01-03",
+        &[],
+    ));
+    let all = peak_memory_mib(&detect(&dir.path().join("all.h5"), DAYS, &[]));
+    eprintln!("peak memory: 3 days {few} MiB, {N_DAYS} days {all} MiB");
+    assert!(
+        all <= few + few / 10 + 8,
+        "3 days {few} MiB, {N_DAYS} days {all} MiB"
+    );
+}
