@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use tmatch::archive::Archive;
-use tmatch::correlate::cpu::CpuBackend;
 use tmatch::detect::ThresholdType;
 use tmatch::pipeline::{self, DetectParams};
 use tmatch::preprocess::Recipe;
@@ -144,7 +143,9 @@ struct DetectArgs {
     /// Memory for one batch of stacked traces, in GiB (more templates per batch).
     #[arg(long, default_value_t = 2.0)]
     memory: f64,
-    /// Compute device: auto or cpu.
+    /// Compute device: auto (every visible GPU, or the CPU where there is none or no
+    /// NVIDIA driver), cpu, cuda (every visible GPU; an error without one), or
+    /// cuda:0,2 (those GPUs).
     #[arg(long, default_value = "auto")]
     device: String,
     /// Replace an existing output file.
@@ -251,12 +252,9 @@ fn info(path: &Path) -> Result<()> {
 }
 
 fn detect(a: DetectArgs) -> Result<()> {
-    match a.device.as_str() {
-        "auto" | "cpu" => {}
-        d if d.starts_with("cuda") => {
-            bail!("--device {d}: this build of tmatch has no CUDA backend; use --device cpu")
-        }
-        d => bail!("--device {d}: expected auto, cpu or cuda[:N,...]"),
+    let (backends, fallback) = tmatch::correlate::open_backends(&a.device)?;
+    if let Some(line) = fallback {
+        eprintln!("tmatch: {line}");
     }
     let Days(days_arg, days) = a.days;
     if !(a.memory > 0.0) {
@@ -281,14 +279,21 @@ fn detect(a: DetectArgs) -> Result<()> {
     })
     .to_string();
     let mut writer = output::Writer::create(&a.output, &set, &command_line, &parameters)?;
-    let backend = CpuBackend::new();
+    let names: Vec<String> = backends.iter().map(|b| b.name()).collect();
     eprintln!(
         "tmatch: {} templates, {} days, device {}",
         set.templates.len(),
         days.len(),
-        tmatch::correlate::Backend::name(&backend)
+        names.join(", ")
     );
-    let s = pipeline::run(&set, &archive, &days, &params, &backend, &mut writer)?;
+    let s = pipeline::run(
+        &set,
+        &archive,
+        &days,
+        &params,
+        backends[0].as_ref(),
+        &mut writer,
+    )?;
     eprintln!(
         "{}: {} detections; {} days done, {} without data, {} failed; {:.2} s",
         a.output.display(),

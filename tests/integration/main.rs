@@ -2,6 +2,7 @@
 
 mod cli;
 mod correlate;
+mod cuda;
 mod days;
 mod hinet;
 mod roundtrip;
