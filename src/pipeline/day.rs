@@ -213,14 +213,21 @@ fn detect_day_inner(
         m,
     );
     let n_lags = view.n_lags();
-    let prepared = prepare(set, &stretch, &mut result.problems);
-    let active: Vec<usize> = (0..prepared.len())
-        .filter(|&i| prepared[i].is_some())
-        .collect();
-    let templates: Vec<StackTemplate> = active
-        .iter()
-        .map(|&i| prepared[i].as_ref().unwrap().stack.clone())
-        .collect();
+    // The templates with channels in the stretch: their indices, and what
+    // is correlated (moved out, not copied: a large set is gigabytes).
+    let mut active = Vec::new();
+    let mut template_channels = Vec::new();
+    let mut templates = Vec::new();
+    for (i, p) in prepare(set, &stretch, &mut result.problems)
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(p) = p {
+            active.push(i);
+            templates.push(p.stack);
+            template_channels.push(p.template_channel);
+        }
+    }
 
     let shift = (params.shift_len * rate).round() as usize;
     // The day's own lags, [day_a, day_b), in stack coordinates (the stack
@@ -247,15 +254,14 @@ fn detect_day_inner(
         }
         None => backend.peaks(&view, &templates, &spec)?,
     };
-    let found: Vec<Vec<Detection>> = active
-        .par_iter()
-        .zip(peaks.par_iter())
-        .map(|(&ti, tp)| {
-            let p = prepared[ti].as_ref().unwrap();
+    let found: Vec<Vec<Detection>> = (0..active.len())
+        .into_par_iter()
+        .map(|i| {
+            let (ti, t, tp) = (active[i], &templates[i], &peaks[i]);
             tp.peaks
                 .par_iter()
                 .map(|&(k, v)| {
-                    let n_used = correlate::channels_used(&view, &p.stack, k);
+                    let n_used = correlate::channels_used(&view, t, k);
                     Detection {
                         template: ti,
                         time: load::sample_time(stretch.start, (first + k) as i64, rate),
@@ -264,7 +270,7 @@ fn detect_day_inner(
                         threshold: tp.threshold,
                         mad: tp.mad,
                         n_channels: n_used,
-                        channels: channel_picks(p, &view, k, shift),
+                        channels: channel_picks(t, &template_channels[i], &view, k, shift),
                     }
                 })
                 .collect()
@@ -279,11 +285,16 @@ fn detect_day_inner(
 /// within ±`shift` samples, from direct f64 dot products with the channel's
 /// moving normalization: the same definition as the stack, computed
 /// independently of the FFT.
-fn channel_picks(p: &Prepared, view: &DayView, k: usize, shift: usize) -> Vec<ChannelPick> {
-    p.stack
-        .channels
+fn channel_picks(
+    t: &StackTemplate,
+    template_channel: &[usize],
+    view: &DayView,
+    k: usize,
+    shift: usize,
+) -> Vec<ChannelPick> {
+    t.channels
         .iter()
-        .zip(&p.template_channel)
+        .zip(template_channel)
         .map(|(c, &ci)| {
             let ch = &view.channels[c.channel];
             let j = k + c.pad;
