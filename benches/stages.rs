@@ -36,15 +36,14 @@ fn correlate(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     for m in [200, 400, 800] {
         let norms: Vec<ChannelNorm> = data.iter().map(|x| ChannelNorm::new(x, &mask, m)).collect();
-        let view = DayView {
-            channels: data
-                .iter()
+        let view = DayView::new(
+            data.iter()
                 .zip(&norms)
                 .map(|(x, norm)| DayChannel { data: x, norm })
                 .collect(),
-            len: n,
-            template_len: m,
-        };
+            n,
+            m,
+        );
         let templates: Vec<StackTemplate> = (0..n_tmpl)
             .map(|_| StackTemplate {
                 channels: (0..n_chan)

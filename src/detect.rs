@@ -105,6 +105,13 @@ pub fn find_peaks(
         }
         prev = v;
     }
+    decluster(cand, trig_int)
+}
+
+/// Declustering of peak candidates `(index, value)` given in any order: the
+/// largest |value| wins, and every candidate within `trig_int` + 1 samples
+/// of a kept one is dropped. The kept peaks come back in index order.
+pub fn decluster(mut cand: Vec<(usize, f32)>, trig_int: usize) -> Vec<(usize, f32)> {
     // Largest |value| first; among equal values the later index first.
     cand.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(b.0.cmp(&a.0)));
     let reach = trig_int + 1;
@@ -171,5 +178,15 @@ mod tests {
         assert!(find_peaks(&s, 3.0, 0, |_| true).is_empty());
         // Edges compare against 0 outside the trace.
         assert_eq!(find_peaks(&[5.0, 1.0], 3.0, 0, |_| true), vec![(0, 5.0)]);
+    }
+
+    #[test]
+    fn declustering_does_not_depend_on_candidate_order() {
+        let cand = vec![(10, 5.0), (14, -6.0), (19, 5.5), (50, 7.0), (53, 7.0)];
+        let want = vec![(14, -6.0), (19, 5.5), (53, 7.0)];
+        assert_eq!(decluster(cand.clone(), 3), want);
+        let mut rev = cand;
+        rev.reverse();
+        assert_eq!(decluster(rev, 3), want);
     }
 }

@@ -10,6 +10,9 @@ pub enum Error {
     /// Bad arguments or inconsistent inputs not tied to one file.
     #[error("{0}")]
     Input(String),
+    /// A compute device that is missing, refused or failed.
+    #[error("{0}")]
+    Device(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,8 +11,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use tmatch::archive::Archive;
-use tmatch::correlate::cpu::CpuBackend;
-use tmatch::correlate::Backend;
 use tmatch::detect::ThresholdType;
 use tmatch::pipeline::{self, DetectParams, Shard};
 use tmatch::preprocess::Recipe;
@@ -159,7 +157,9 @@ struct DetectArgs {
     /// Memory for one batch of stacked traces, in GiB (more templates per batch).
     #[arg(long, default_value_t = 2.0)]
     memory: f64,
-    /// Compute device: auto or cpu.
+    /// Compute device: auto (every visible GPU, or the CPU where there is none or no
+    /// NVIDIA driver), cpu, cuda (every visible GPU; an error without one), or
+    /// cuda:0,2 (those GPUs).
     #[arg(long, default_value = "auto")]
     device: String,
     /// Process only shard I of N of the days (0 <= I < N: every N-th day from
@@ -328,12 +328,9 @@ fn watch_signals(
 /// Run detection; the exit code is 128 + the signal's number when a signal
 /// stopped it before every day was done.
 fn detect(a: DetectArgs) -> Result<ExitCode> {
-    match a.device.as_str() {
-        "auto" | "cpu" => {}
-        d if d.starts_with("cuda") => {
-            bail!("--device {d}: this build of tmatch has no CUDA backend; use --device cpu")
-        }
-        d => bail!("--device {d}: expected auto, cpu or cuda[:N,...]"),
+    let (backends, fallback) = tmatch::correlate::open_backends(&a.device)?;
+    if let Some(line) = fallback {
+        eprintln!("tmatch: {line}");
     }
     let Days(days_arg, all_days) = a.days;
     if !(a.memory > 0.0) {
@@ -391,7 +388,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     let writer = Arc::new(Mutex::new(writer));
     let stop = Arc::new(AtomicBool::new(false));
     let signal = watch_signals(stop.clone(), Arc::downgrade(&writer))?;
-    let backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new())];
+    let names: Vec<String> = backends.iter().map(|b| b.name()).collect();
     let shard_note = shard.map_or(String::new(), |s| {
         format!(" (shard {s}, of {} days requested)", all_days.len())
     });
@@ -399,7 +396,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         "tmatch: {} templates, {} days{shard_note}, device {}",
         set.templates.len(),
         days.len(),
-        backends[0].name()
+        names.join(", ")
     );
     let s = pipeline::run(&set, &archive, &days, &params, &backends, &writer, &stop)?;
     drop(writer);

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::archive::Archive;
 use crate::correlate::{
-    self, Backend, ChannelNorm, DayChannel, DayView, StackChannel, StackTemplate,
+    self, Backend, ChannelNorm, DayChannel, DayView, PeakSpec, StackChannel, StackTemplate,
 };
 use crate::detect::{self, ThresholdType};
 use crate::epoch::{self, Day, Nanos};
@@ -31,7 +31,8 @@ pub struct DetectParams {
     /// Seconds searched either side of a detection for each channel's best
     /// lag.
     pub shift_len: f64,
-    /// Bytes allowed for the stacked traces of one template batch.
+    /// Bytes of host memory allowed for the stacked traces of one template
+    /// batch (backends that stack on the host).
     pub memory_budget: usize,
 }
 
@@ -100,7 +101,6 @@ struct Prepared {
     stack: StackTemplate,
     /// Template channel index of each stack channel.
     template_channel: Vec<usize>,
-    max_pad: usize,
 }
 
 fn prepare(
@@ -134,11 +134,9 @@ fn prepare(
                 });
                 template_channel.push(ci);
             }
-            let max_pad = stack.channels.iter().map(|c| c.pad).max().unwrap_or(0);
             (!stack.channels.is_empty()).then_some(Prepared {
                 stack,
                 template_channel,
-                max_pad,
             })
         })
         .collect()
@@ -152,12 +150,13 @@ pub fn detect_day(
     params: &DetectParams,
     backend: &dyn Backend,
 ) -> Result<DayResult> {
-    detect_day_with_stacks(set, archive, day, params, backend, &mut |_, _, _| {})
+    detect_day_inner(set, archive, day, params, backend, None)
 }
 
 /// [`detect_day`], also handing each template's stacked trace to `inspect`
 /// as `(template index, time of lag 0, stack)`, after its invalid tail is
-/// zeroed (for checks against other tools and for debugging).
+/// zeroed (for checks against other tools and for debugging). The stacks
+/// are made with [`Backend::stack`] and searched on the host.
 pub fn detect_day_with_stacks(
     set: &TemplateSet,
     archive: &Archive,
@@ -165,6 +164,17 @@ pub fn detect_day_with_stacks(
     params: &DetectParams,
     backend: &dyn Backend,
     inspect: &mut dyn FnMut(usize, Nanos, &[f32]),
+) -> Result<DayResult> {
+    detect_day_inner(set, archive, day, params, backend, Some(inspect))
+}
+
+fn detect_day_inner(
+    set: &TemplateSet,
+    archive: &Archive,
+    day: Day,
+    params: &DetectParams,
+    backend: &dyn Backend,
+    inspect: Option<&mut dyn FnMut(usize, Nanos, &[f32])>,
 ) -> Result<DayResult> {
     let rate = set.rate;
     let m = set.len;
@@ -191,8 +201,8 @@ pub fn detect_day_with_stacks(
         .par_iter()
         .map(|c| ChannelNorm::new(&c.data[first..end], &c.mask[first..end], m))
         .collect();
-    let view = DayView {
-        channels: stretch
+    let view = DayView::new(
+        stretch
             .channels
             .iter()
             .zip(&norms)
@@ -201,89 +211,74 @@ pub fn detect_day_with_stacks(
                 norm,
             })
             .collect(),
-        len: end - first,
-        template_len: m,
-    };
+        end - first,
+        m,
+    );
     let n_lags = view.n_lags();
-    let prepared = prepare(set, &stretch, &mut result.problems);
-    let active: Vec<usize> = (0..prepared.len())
-        .filter(|&i| prepared[i].is_some())
-        .collect();
+    // The templates with channels in the stretch: their indices, and what
+    // is correlated (moved out, not copied: a large set is gigabytes).
+    let mut active = Vec::new();
+    let mut template_channels = Vec::new();
+    let mut templates = Vec::new();
+    for (i, p) in prepare(set, &stretch, &mut result.problems)
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(p) = p {
+            active.push(i);
+            templates.push(p.stack);
+            template_channels.push(p.template_channel);
+        }
+    }
 
-    // Templates in batches whose stacked traces fit the memory budget.
-    let batch = (params.memory_budget / (n_lags.max(1) * 4)).max(1);
-    let trig = detect::trig_int_samples(params.trig_int, rate);
     let shift = (params.shift_len * rate).round() as usize;
     // The day's own lags, [day_a, day_b), in stack coordinates (the stack
     // starts `stretch.offset + first` samples after `start`).
     let origin = stretch.offset + first;
     let day_a = lead.saturating_sub(origin).min(n_lags);
     let day_b = (lead + n_day).saturating_sub(origin).min(n_lags);
+    let spec = PeakSpec {
+        threshold_type: params.threshold_type,
+        threshold: params.threshold,
+        trig_int: detect::trig_int_samples(params.trig_int, rate),
+        day: day_a..day_b,
+        min_channels: params.min_channels,
+        host_memory: params.memory_budget,
+    };
     let t0 = load::sample_time(stretch.start, first as i64, rate);
-    // Stacked traces are reused from batch to batch.
-    let mut stacks = vec![Vec::new(); batch.min(active.len())];
-    for chunk in active.chunks(batch) {
-        let templates: Vec<StackTemplate> = chunk
-            .iter()
-            .map(|&i| prepared[i].as_ref().unwrap().stack.clone())
-            .collect();
-        let stacks = &mut stacks[..chunk.len()];
-        backend.stack(&view, &templates, stacks)?;
-        for (&ti, stack) in chunk.iter().zip(stacks.iter_mut()) {
-            // Only lags where every channel's window fits before the end of
-            // the data are valid; the rest is zero (as EQcorrscan zeroes
-            // its tail) and still counts in the median.
-            let max_pad = prepared[ti].as_ref().unwrap().max_pad;
-            stack[n_lags.saturating_sub(max_pad)..].fill(0.0);
-            inspect(ti, t0, stack);
+    // Stacks are only seen on the host when asked for; otherwise the
+    // backend finds the peaks where it computes.
+    let peaks = match inspect {
+        Some(inspect) => {
+            correlate::host_peaks(backend, &view, &templates, &spec, &mut |i, stack| {
+                inspect(active[i], t0, stack)
+            })?
         }
-        // Thresholds and peaks, templates in parallel.
-        let found: Vec<Vec<Detection>> = chunk
-            .par_iter()
-            .zip(stacks.par_iter())
-            .map_init(Vec::new, |buf, (&ti, stack)| {
-                let p = prepared[ti].as_ref().unwrap();
-                let mad = if day_a < day_b {
-                    detect::median_abs_with(&stack[day_a..day_b], buf)
-                } else {
-                    0.0
-                };
-                let thresh = detect::threshold(
-                    params.threshold_type,
-                    params.threshold,
-                    mad,
-                    p.stack.channels.len(),
-                );
-                let used = |k: usize| {
-                    p.stack
-                        .channels
-                        .iter()
-                        .filter(|c| view.channels[c.channel].norm.is_valid(k + c.pad))
-                        .count()
-                };
-                let peaks =
-                    detect::find_peaks(stack, thresh, trig, |k| used(k) >= params.min_channels);
-                peaks
-                    .into_par_iter()
-                    .filter(|&(k, _)| k >= day_a && k < day_b)
-                    .map(|(k, v)| {
-                        let n_used = used(k);
-                        Detection {
-                            template: ti,
-                            time: load::sample_time(stretch.start, (first + k) as i64, rate),
-                            cc_sum: v,
-                            mean_cc: v / n_used.max(1) as f32,
-                            threshold: thresh,
-                            mad,
-                            n_channels: n_used,
-                            channels: channel_picks(p, &view, k, shift),
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        result.detections.extend(found.into_iter().flatten());
-    }
+        None => backend.peaks(&view, &templates, &spec)?,
+    };
+    let found: Vec<Vec<Detection>> = (0..active.len())
+        .into_par_iter()
+        .map(|i| {
+            let (ti, t, tp) = (active[i], &templates[i], &peaks[i]);
+            tp.peaks
+                .par_iter()
+                .map(|&(k, v)| {
+                    let n_used = correlate::channels_used(&view, t, k);
+                    Detection {
+                        template: ti,
+                        time: load::sample_time(stretch.start, (first + k) as i64, rate),
+                        cc_sum: v,
+                        mean_cc: v / n_used.max(1) as f32,
+                        threshold: tp.threshold,
+                        mad: tp.mad,
+                        n_channels: n_used,
+                        channels: channel_picks(t, &template_channels[i], &view, k, shift),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    result.detections.extend(found.into_iter().flatten());
     result.detections.sort_by_key(|d| (d.time, d.template));
     Ok(result)
 }
@@ -292,11 +287,16 @@ pub fn detect_day_with_stacks(
 /// within ±`shift` samples, from direct f64 dot products with the channel's
 /// moving normalization: the same definition as the stack, computed
 /// independently of the FFT.
-fn channel_picks(p: &Prepared, view: &DayView, k: usize, shift: usize) -> Vec<ChannelPick> {
-    p.stack
-        .channels
+fn channel_picks(
+    t: &StackTemplate,
+    template_channel: &[usize],
+    view: &DayView,
+    k: usize,
+    shift: usize,
+) -> Vec<ChannelPick> {
+    t.channels
         .iter()
-        .zip(&p.template_channel)
+        .zip(template_channel)
         .map(|(c, &ci)| {
             let ch = &view.channels[c.channel];
             let j = k + c.pad;

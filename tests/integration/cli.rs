@@ -120,13 +120,50 @@ fn usage_errors_exit_2_and_device_errors_exit_1() {
         &out,
     ]);
     assert_eq!(bad_days.status.code(), Some(2));
-    let cuda = detect(&t, &a, &out, &["--device", "cuda"]);
-    assert_eq!(cuda.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&cuda.stderr).contains("CUDA"));
+    let bad_device = detect(&t, &a, &out, &["--device", "cuda:x"]);
+    assert_eq!(bad_device.status.code(), Some(1));
+    if matches!(tmatch::correlate::cuda_devices(), Ok(n) if n > 0) {
+        eprintln!("SKIPPED --device cuda without a GPU: a CUDA device is present");
+    } else {
+        let cuda = detect(&t, &a, &out, &["--device", "cuda"]);
+        assert_eq!(cuda.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&cuda.stderr);
+        assert!(err.contains("--device cuda: no CUDA"), "{err}");
+    }
     assert!(
         !Path::new(&out).exists(),
         "nothing written for a refused run"
     );
+}
+
+/// `--device auto` runs on every visible GPU, or on the CPU and says why in
+/// one line; `--device cpu` says nothing about GPUs.
+#[test]
+fn device_auto_falls_back_to_the_cpu_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = build_templates(dir.path(), &[]);
+    let a = s(&samples().join("archive")).to_string();
+    let run = |device: &str| {
+        let out = dir.path().join(format!("{device}.h5"));
+        detect_ok(&t, &a, s(&out), &["--device", device])
+    };
+    let auto = run("auto");
+    let fallback: Vec<&str> = auto
+        .lines()
+        .filter(|l| l.contains("running on the CPU"))
+        .collect();
+    match tmatch::correlate::cuda_devices() {
+        Ok(n) if n > 0 => {
+            assert!(fallback.is_empty(), "{auto}");
+            assert!(auto.contains("device cuda:0"), "{auto}");
+        }
+        _ => {
+            assert_eq!(fallback.len(), 1, "{auto}");
+            assert!(auto.contains("device cpu"), "{auto}");
+        }
+    }
+    let cpu = run("cpu");
+    assert!(!cpu.contains("CUDA") && cpu.contains("device cpu"), "{cpu}");
 }
 
 #[test]

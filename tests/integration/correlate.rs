@@ -9,14 +9,15 @@ use tmatch::correlate::{
 
 use crate::util::{noise, rng};
 
-struct Case {
+pub struct Case {
     data: Vec<Vec<f32>>,
     masks: Vec<Vec<bool>>,
     /// Per template: (channel, pad, weight, raw waveform).
     templates: Vec<Vec<(usize, usize, f32, Vec<f32>)>>,
 }
 
-fn case(seed: u64, n: usize, m: usize, n_chan: usize, n_tmpl: usize) -> Case {
+/// Random channels (odd ones with a gap and a flat stretch) and templates.
+pub fn case(seed: u64, n: usize, m: usize, n_chan: usize, n_tmpl: usize) -> Case {
     let mut r = rng(seed);
     let mut data = Vec::new();
     let mut masks = Vec::new();
@@ -61,23 +62,23 @@ fn case(seed: u64, n: usize, m: usize, n_chan: usize, n_tmpl: usize) -> Case {
     }
 }
 
-fn fft_stacks(c: &Case, m: usize, backend: &CpuBackend) -> Vec<Vec<f32>> {
+/// `f(view, templates)` on the case's day and normalized templates.
+pub fn with_view<R>(c: &Case, m: usize, f: impl FnOnce(&DayView, &[StackTemplate]) -> R) -> R {
     let norms: Vec<ChannelNorm> = c
         .data
         .iter()
         .zip(&c.masks)
         .map(|(x, k)| ChannelNorm::new(x, k, m))
         .collect();
-    let view = DayView {
-        channels: c
-            .data
+    let view = DayView::new(
+        c.data
             .iter()
             .zip(&norms)
             .map(|(x, norm)| DayChannel { data: x, norm })
             .collect(),
-        len: c.data[0].len(),
-        template_len: m,
-    };
+        c.data[0].len(),
+        m,
+    );
     let templates: Vec<StackTemplate> = c
         .templates
         .iter()
@@ -93,12 +94,20 @@ fn fft_stacks(c: &Case, m: usize, backend: &CpuBackend) -> Vec<Vec<f32>> {
                 .collect(),
         })
         .collect();
-    let mut stacks = vec![Vec::new(); templates.len()];
-    backend.stack(&view, &templates, &mut stacks).unwrap();
-    stacks
+    f(&view, &templates)
 }
 
-fn oracle(c: &Case) -> Vec<Vec<f64>> {
+/// The stacked traces a backend makes of the case.
+pub fn stacks(c: &Case, m: usize, backend: &dyn Backend) -> Vec<Vec<f32>> {
+    with_view(c, m, |view, templates| {
+        let mut stacks = vec![Vec::new(); templates.len()];
+        backend.stack(view, templates, &mut stacks).unwrap();
+        stacks
+    })
+}
+
+/// The direct f64 stacks of the case.
+pub fn oracle(c: &Case) -> Vec<Vec<f64>> {
     let data: Vec<&[f32]> = c.data.iter().map(|x| x.as_slice()).collect();
     let masks: Vec<&[bool]> = c.masks.iter().map(|x| x.as_slice()).collect();
     c.templates
@@ -132,7 +141,7 @@ fn fft_stack_matches_direct_f64_ncc() {
             CpuBackend::with_fft_len(m),
             CpuBackend::with_fft_len(3 * m + 7),
         ] {
-            let got = fft_stacks(&c, m, &backend);
+            let got = stacks(&c, m, &backend);
             for (t, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert_eq!(g.len(), w.len());
                 let (i, err) = g
@@ -174,7 +183,7 @@ fn a_planted_template_correlates_exactly() {
         masks,
         templates: vec![template],
     };
-    let stack = &fft_stacks(&c, m, &CpuBackend::new())[0];
+    let stack = &stacks(&c, m, &CpuBackend::new())[0];
     assert!(
         (stack[k0] - 3.0).abs() < 1e-5,
         "stack at the plant: {}",

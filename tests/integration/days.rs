@@ -13,7 +13,8 @@ use tmatch::templates::{build, BuildOptions, Phase, TemplateSet};
 
 use crate::util::samples;
 
-fn setup() -> (TemplateSet, Archive) {
+/// The sample set's templates (all phases, 2–8 Hz) and archive.
+pub fn setup() -> (TemplateSet, Archive) {
     let dir = samples();
     let cat = catalog::read_csv(&dir.join("picks.csv"), Some(&dir.join("events.csv"))).unwrap();
     let archive = Archive::open(&dir.join("archive")).unwrap();

@@ -3,6 +3,7 @@
 mod cli;
 mod cluster;
 mod correlate;
+mod cuda;
 mod days;
 mod hinet;
 mod roundtrip;

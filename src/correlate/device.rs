@@ -1,0 +1,142 @@
+//! Choosing compute devices: `--device auto | cpu | cuda | cuda:0,1,...`.
+
+use cudarc::driver::{sys, CudaContext};
+
+use super::cpu::CpuBackend;
+use super::cuda::CudaBackend;
+use super::Backend;
+use crate::error::{Error, Result};
+
+/// One backend per device named by `device`, and the line to log when
+/// `auto` falls back to the CPU. `auto` takes every visible GPU, or the CPU
+/// when there is none or no driver; `cuda` takes every visible GPU and is an
+/// error without one; `cuda:0,2` takes those.
+pub fn open_backends(device: &str) -> Result<(Vec<Box<dyn Backend>>, Option<String>)> {
+    let cpu = || -> Vec<Box<dyn Backend>> { vec![Box::new(CpuBackend::new())] };
+    let refuse = |why: String| Error::Device(format!("--device {device}: {why}"));
+    match device {
+        "cpu" => Ok((cpu(), None)),
+        "auto" => {
+            let why = match cuda_devices() {
+                Ok(0) => "no CUDA device visible".to_string(),
+                Ok(n) => match open_cuda(&(0..n).collect::<Vec<_>>()) {
+                    Ok(b) => return Ok((b, None)),
+                    Err(e) => e.to_string(),
+                },
+                Err(why) => why,
+            };
+            Ok((cpu(), Some(format!("{why}; running on the CPU"))))
+        }
+        "cuda" => match cuda_devices().map_err(refuse)? {
+            0 => Err(refuse(no_device())),
+            n => open_cuda(&(0..n).collect::<Vec<_>>()),
+        }
+        .map(|b| (b, None)),
+        _ => {
+            let Some(list) = device.strip_prefix("cuda:") else {
+                return Err(Error::Input(format!(
+                    "--device {device}: expected auto, cpu, cuda or cuda:0,1,..."
+                )));
+            };
+            let mut ordinals = Vec::new();
+            for s in list.split(',') {
+                let i: usize = s.trim().parse().map_err(|_| {
+                    Error::Input(format!(
+                        "--device {device}: '{s}' is not a device number (cuda:0,1,...)"
+                    ))
+                })?;
+                if ordinals.contains(&i) {
+                    return Err(Error::Input(format!(
+                        "--device {device}: device {i} is named twice"
+                    )));
+                }
+                ordinals.push(i);
+            }
+            let n = cuda_devices().map_err(refuse)?;
+            if n == 0 {
+                return Err(refuse(no_device()));
+            }
+            if let Some(i) = ordinals.iter().find(|&&i| i >= n) {
+                return Err(refuse(format!(
+                    "CUDA device {i} does not exist ({n} visible: 0..{})",
+                    n - 1
+                )));
+            }
+            Ok((open_cuda(&ordinals)?, None))
+        }
+    }
+}
+
+fn no_device() -> String {
+    match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(v) => format!("no CUDA device visible (CUDA_VISIBLE_DEVICES={v})"),
+        Err(_) => "no CUDA device visible".to_string(),
+    }
+}
+
+fn open_cuda(ordinals: &[usize]) -> Result<Vec<Box<dyn Backend>>> {
+    ordinals
+        .iter()
+        .map(|&i| CudaBackend::new(i).map(|b| Box::new(b) as Box<dyn Backend>))
+        .collect()
+}
+
+/// The number of visible CUDA devices, or why CUDA cannot be used at all
+/// (no driver library, or a driver that fails to start).
+pub fn cuda_devices() -> std::result::Result<usize, String> {
+    // cudarc panics on its first driver call when libcuda cannot be loaded,
+    // so look for the library before touching the driver.
+    // SAFETY: only tries to load the library.
+    if !unsafe { sys::is_culib_present() } {
+        return Err("no CUDA driver: libcuda.so (the NVIDIA driver library) was not found".into());
+    }
+    match CudaContext::device_count() {
+        Ok(n) => Ok(n.max(0) as usize),
+        Err(e) if e.0 == sys::CUresult::CUDA_ERROR_NO_DEVICE => Ok(0),
+        Err(e) => Err(format!("the CUDA driver failed to start ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_are_checked_before_any_driver_call() {
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:0,0", "cuda0"] {
+            let Err(e) = open_backends(bad) else {
+                panic!("--device {bad} accepted");
+            };
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        let (b, log) = open_backends("cpu").unwrap();
+        assert_eq!(b.len(), 1);
+        assert!(b[0].name().starts_with("cpu"));
+        assert!(log.is_none());
+    }
+
+    /// Where CUDA cannot be used: `auto` runs on the CPU and says why in one
+    /// line, `cuda` is an error naming what is missing.
+    #[test]
+    fn without_cuda_auto_falls_back_and_cuda_refuses() {
+        let why = match cuda_devices() {
+            Err(why) => why,
+            Ok(0) => "no CUDA device visible".to_string(),
+            Ok(_) => {
+                return eprintln!(
+                "SKIPPED without_cuda_auto_falls_back_and_cuda_refuses: a CUDA device is present"
+            )
+            }
+        };
+        let (b, log) = open_backends("auto").unwrap();
+        assert!(b[0].name().starts_with("cpu"));
+        let log = log.unwrap();
+        assert!(log.contains(&why) && log.ends_with("running on the CPU") && !log.contains('\n'));
+        for d in ["cuda", "cuda:0", "cuda:1,0"] {
+            let Err(e) = open_backends(d) else {
+                panic!("--device {d} accepted without CUDA");
+            };
+            assert!(e.to_string().contains(&why), "{e}");
+        }
+    }
+}
