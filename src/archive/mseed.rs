@@ -133,11 +133,15 @@ pub fn read_good_records(path: &Path) -> (Vec<Record>, Option<Error>) {
         // bytes): a larger count is a damaged header, which would otherwise
         // make the decoder allocate for it.
         let payload = rec.data_length() as i64;
-        if claimed > 2 * payload + 64 {
+        // A payload longer than its record is a damaged header that the
+        // decoder would read past the record for.
+        let record_len = rec.raw().map_or(0, |r| r.len()) as i64;
+        if claimed > 2 * payload + 64 || payload > record_len {
             return Err(Error::file(
                 path,
                 format!(
-                    "{id}: damaged record at {}: {claimed} samples claimed in {payload} bytes",
+                    "{id}: damaged record at {}: {claimed} samples in {payload} bytes of data \
+                     in a record of {record_len} bytes",
                     rec.start_time()
                         .map(|t| epoch::format_time(epoch::from_offset_datetime(t)))
                         .unwrap_or_default()

@@ -5,45 +5,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use crate::util::{s, samples, tmatch, tmatch_ok};
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
-fn build_templates(dir: &Path, extra: &[&str]) -> String {
-    let t = dir.join("t.h5");
-    let d = samples();
-    let (picks, events, archive) = (d.join("picks.csv"), d.join("events.csv"), d.join("archive"));
-    let mut args = vec![
-        "templates",
-        "build",
-        "--picks",
-        s(&picks),
-        "--events",
-        s(&events),
-        "--archive",
-        s(&archive),
-        "-o",
-        s(&t),
-        "--lowcut",
-        "2",
-        "--highcut",
-        "8",
-    ];
-    args.extend_from_slice(extra);
-    tmatch_ok(&args);
-    s(&t).to_string()
-}
+use crate::util::{build_templates, copy_dir, s, samples, tmatch, tmatch_ok};
 
 const DAYS: &str = "2024-02-29..2024-03-01";
 
@@ -195,34 +157,6 @@ fn unwritable_output_and_foreign_template_files_are_named() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1));
     assert!(err.contains("t.h5") && err.contains("version 7"), "{err}");
-}
-
-#[test]
-fn a_truncated_day_file_is_reported_and_the_run_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = build_templates(dir.path(), &[]);
-    let archive = dir.path().join("archive");
-    copy_dir(&samples().join("archive"), &archive);
-    let bad = archive.join("2024/XX/BRVO/EHN.D/XX.BRVO..EHN.D.2024.061");
-    let bytes = fs::read(&bad).unwrap();
-    fs::write(&bad, &bytes[..bytes.len() / 2 + 100]).unwrap();
-    let out = dir.path().join("d.h5");
-    let log = detect_ok(&t, s(&archive), s(&out), &[]);
-    assert!(
-        log.contains("XX.BRVO..EHN.D.2024.061") && log.contains("truncated"),
-        "{log}"
-    );
-    let d = tmatch::output::read(&out).unwrap();
-    assert_eq!(d.days.len(), 2);
-    assert!(d.days[1].problems.contains("truncated"), "{:?}", d.days[1]);
-    // The day still detects with the other channels.
-    assert!(
-        d.rows
-            .iter()
-            .filter(|r| r.time_ns >= tmatch::epoch::day_start(d.days[1].day))
-            .count()
-            >= 6
-    );
 }
 
 #[test]

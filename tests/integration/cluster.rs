@@ -313,17 +313,22 @@ fn spawn(out: &Path, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
     (child, rx)
 }
 
-/// Wait for `n` per-day lines; false if the run ended first.
-fn wait_days(rx: &mpsc::Receiver<String>, n: usize) -> bool {
-    let mut seen = 0;
-    while seen < n {
+/// Wait for `n` per-day lines; the lines seen, or what the run said if
+/// it ended first.
+fn wait_days(rx: &mpsc::Receiver<String>, n: usize) -> Result<Vec<String>, String> {
+    let mut seen = Vec::new();
+    while seen
+        .iter()
+        .filter(|l: &&String| l.contains(" detections in "))
+        .count()
+        < n
+    {
         match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(l) if l.contains(" detections in ") => seen += 1,
-            Ok(_) => {}
-            Err(_) => return false,
+            Ok(l) => seen.push(l),
+            Err(e) => return Err(format!("{e}: {}", seen.join("\n"))),
         }
     }
-    true
+    Ok(seen)
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -356,7 +361,7 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         let (mut child, rx) = spawn(&out, &[]);
         // Random points: after 0..30 days written, 0..40 ms into the next.
         let after = r.gen_range(0..N_DAYS);
-        wait_days(&rx, after);
+        wait_days(&rx, after).unwrap();
         std::thread::sleep(Duration::from_millis(r.gen_range(0..40)));
         signal(&child, "-KILL");
         child.wait().unwrap();
@@ -372,7 +377,7 @@ fn sigterm_stops_between_days_and_resume_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("term.h5");
     let (mut child, rx) = spawn(&out, &[]);
-    assert!(wait_days(&rx, 2));
+    wait_days(&rx, 2).unwrap();
     signal(&child, "-TERM");
     let status = child.wait().unwrap();
     let log = rx.try_iter().collect::<Vec<_>>().join("\n");
@@ -421,7 +426,7 @@ fn a_second_sigterm_stops_at_once() {
             let _ = tx.send(line);
         }
     });
-    assert!(wait_days(&rx, 1));
+    wait_days(&rx, 1).unwrap();
     signal(&child, "-TERM");
     // The first is taken: the day in flight would now be finished.
     let mut log = Vec::new();
@@ -498,4 +503,36 @@ fn memory_does_not_grow_with_the_number_of_days() {
         all <= few + few / 10 + 8,
         "3 days {few} MiB, {N_DAYS} days {all} MiB"
     );
+}
+
+#[test]
+fn several_backends_share_the_days() {
+    // One thread per backend (per GPU on a GPU node) takes days from one
+    // queue; the file holds each day once, as one backend would write it.
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+    use tmatch::correlate::{cpu::CpuBackend, Backend};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("two.h5");
+    let reference = dir.path().join("one.h5");
+    detect(&reference, DAYS, &[]);
+    let set = tmatch::templates::read(&month().join("templates.h5")).unwrap();
+    let archive = tmatch::archive::Archive::open(&month().join("archive")).unwrap();
+    let days = epoch::parse_days(DAYS).unwrap();
+    let r = output::read(&reference).unwrap();
+    let writer = output::Writer::create(&out, &r.templates, &r.run, "test").unwrap();
+    let writer = Mutex::new(writer);
+    let backends: Vec<Box<dyn Backend>> =
+        vec![Box::new(CpuBackend::new()), Box::new(CpuBackend::new())];
+    let params = tmatch::pipeline::DetectParams {
+        threshold: 10.0,
+        trig_int: 6.0,
+        ..Default::default()
+    };
+    let stop = AtomicBool::new(false);
+    let s =
+        tmatch::pipeline::run(&set, &archive, &days, &params, &backends, &writer, &stop).unwrap();
+    drop(writer);
+    assert_eq!(s.days_done, N_DAYS);
+    assert_eq!(by_day(&out), by_day(&reference));
 }

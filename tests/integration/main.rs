@@ -6,5 +6,6 @@ mod correlate;
 mod cuda;
 mod days;
 mod hinet;
+mod hostile;
 mod roundtrip;
 mod util;

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -59,4 +60,45 @@ pub fn samples() -> &'static Path {
 
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Copy a folder tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+/// Templates from the sample catalog and archive, in `dir`; returns the
+/// file's path.
+pub fn build_templates(dir: &Path, extra: &[&str]) -> String {
+    let t = dir.join("t.h5");
+    let d = samples();
+    let (picks, events, archive) = (d.join("picks.csv"), d.join("events.csv"), d.join("archive"));
+    let mut args = vec![
+        "templates",
+        "build",
+        "--picks",
+        s(&picks),
+        "--events",
+        s(&events),
+        "--archive",
+        s(&archive),
+        "-o",
+        s(&t),
+        "--lowcut",
+        "2",
+        "--highcut",
+        "8",
+    ];
+    args.extend_from_slice(extra);
+    tmatch_ok(&args);
+    s(&t).to_string()
 }
