@@ -536,3 +536,48 @@ fn several_backends_share_the_days() {
     assert_eq!(s.days_done, N_DAYS);
     assert_eq!(by_day(&out), by_day(&reference));
 }
+
+#[test]
+fn the_slurm_example_scripts_run_a_sharded_job_and_merge_it() {
+    // The batch scripts as Slurm would run them, `srun` being a plain exec:
+    // an array of three tasks numbered from 1, then the merge.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let srun = bin.join("srun");
+    std::fs::write(&srun, "#!/bin/sh\nexec \"$@\"\n").unwrap();
+    std::fs::set_permissions(&srun, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm");
+    let out = dir.path().join("run");
+    let run = |script: &str, task: Option<usize>| {
+        let mut c = Command::new("bash");
+        c.arg(scripts.join(script))
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("TMATCH", env!("CARGO_BIN_EXE_tmatch"))
+            .env("TEMPLATES", month().join("templates.h5"))
+            .env("ARCHIVE", month().join("archive"))
+            .env("DAYS", DAYS)
+            .env("OUT", &out)
+            .env("TMATCH_ARGS", "--threshold 10 --trig-int 6");
+        if let Some(t) = task {
+            c.env("SLURM_ARRAY_JOB_ID", "77")
+                .env("SLURM_ARRAY_TASK_ID", t.to_string())
+                .env("SLURM_ARRAY_TASK_MIN", "1")
+                .env("SLURM_ARRAY_TASK_COUNT", "3");
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    for task in 1..=3 {
+        run("detect-cpu.sbatch", Some(task));
+    }
+    run("merge.sbatch", None);
+    assert_eq!(&by_day(&out.join("detections.h5")), full_run());
+}
