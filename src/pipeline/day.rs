@@ -142,6 +142,84 @@ fn prepare(
         .collect()
 }
 
+/// A day read and processed, ready to correlate: the stretch of data
+/// around it and each channel's moving normalization. Loading is apart from
+/// correlating so that the next day can be loaded (and copied to a device)
+/// while this one is correlated.
+pub struct LoadedDay {
+    pub day: Day,
+    stretch: Stretch,
+    /// The span of the stretch that is correlated; `None`: the day has no
+    /// data.
+    extent: Option<(usize, usize)>,
+    norms: Vec<ChannelNorm>,
+    /// The id of [`LoadedDay::view`], the same every time.
+    view_id: u64,
+    template_len: usize,
+    lead: usize,
+    n_day: usize,
+}
+
+impl LoadedDay {
+    /// What the backends correlate; `None` without data.
+    pub fn view(&self) -> Option<DayView<'_>> {
+        let (first, end) = self.extent?;
+        Some(DayView {
+            id: self.view_id,
+            channels: self
+                .stretch
+                .channels
+                .iter()
+                .zip(&self.norms)
+                .map(|(c, norm)| DayChannel {
+                    data: &c.data[first..end],
+                    norm,
+                })
+                .collect(),
+            len: end - first,
+            template_len: self.template_len,
+        })
+    }
+}
+
+/// Read and process one day's data.
+pub fn load_day(
+    set: &TemplateSet,
+    archive: &Archive,
+    day: Day,
+    params: &DetectParams,
+) -> LoadedDay {
+    let rate = set.rate;
+    let m = set.len;
+    let lead = lead_samples(params, rate);
+    let n_day = (epoch::NS_PER_DAY as f64 * rate / 1e9).round() as usize;
+    let start = load::sample_time(epoch::day_start(day), -(lead as i64), rate);
+    let len = lead + n_day + tail_samples(set);
+    let stretch = load::load(archive, &set.channel_ids(), &set.recipe, rate, start, len);
+    // The day proper in stretch coordinates.
+    let own = |i: usize| (lead + i).saturating_sub(stretch.offset);
+    let extent = stretch.data_extent(own(0), own(n_day));
+    // Lag `k` of the stacks is sample `first + k` of the stretch.
+    let norms = match extent {
+        Some((first, end)) => stretch
+            .channels
+            .par_iter()
+            .map(|c| ChannelNorm::new(&c.data[first..end], &c.mask[first..end], m))
+            .collect(),
+        None => Vec::new(),
+    };
+    LoadedDay {
+        day,
+        stretch,
+        extent,
+        norms,
+        view_id: correlate::new_day_id(),
+        template_len: m,
+        lead,
+        n_day,
+    }
+}
+
 /// Run detection for one day.
 pub fn detect_day(
     set: &TemplateSet,
@@ -150,7 +228,13 @@ pub fn detect_day(
     params: &DetectParams,
     backend: &dyn Backend,
 ) -> Result<DayResult> {
-    detect_day_inner(set, archive, day, params, backend, None)
+    detect_loaded(
+        set,
+        &load_day(set, archive, day, params),
+        params,
+        backend,
+        None,
+    )
 }
 
 /// [`detect_day`], also handing each template's stacked trace to `inspect`
@@ -165,55 +249,28 @@ pub fn detect_day_with_stacks(
     backend: &dyn Backend,
     inspect: &mut dyn FnMut(usize, Nanos, &[f32]),
 ) -> Result<DayResult> {
-    detect_day_inner(set, archive, day, params, backend, Some(inspect))
+    let loaded = load_day(set, archive, day, params);
+    detect_loaded(set, &loaded, params, backend, Some(inspect))
 }
 
-fn detect_day_inner(
+/// Correlate, stack and detect on a loaded day.
+pub fn detect_loaded(
     set: &TemplateSet,
-    archive: &Archive,
-    day: Day,
+    loaded: &LoadedDay,
     params: &DetectParams,
     backend: &dyn Backend,
     inspect: Option<&mut dyn FnMut(usize, Nanos, &[f32])>,
 ) -> Result<DayResult> {
     let rate = set.rate;
-    let m = set.len;
-    let lead = lead_samples(params, rate);
-    let n_day = (epoch::NS_PER_DAY as f64 * rate / 1e9).round() as usize;
-    let start = load::sample_time(epoch::day_start(day), -(lead as i64), rate);
-    let len = lead + n_day + tail_samples(set);
-    let stretch = load::load(archive, &set.channel_ids(), &set.recipe, rate, start, len);
+    let (stretch, lead, n_day) = (&loaded.stretch, loaded.lead, loaded.n_day);
     let mut result = DayResult {
         problems: stretch.problems.clone(),
         ..Default::default()
     };
-    // The day proper in stretch coordinates.
-    let own = |i: usize| (lead + i).saturating_sub(stretch.offset);
-    let Some((first, end)) = stretch.data_extent(own(0), own(n_day)) else {
+    let (Some((first, _)), Some(view)) = (loaded.extent, loaded.view()) else {
         return Ok(result);
     };
     result.had_data = true;
-
-    // Work on the stretch that holds data: lag `k` of the stacks below is
-    // sample `first + k` of the stretch.
-    let norms: Vec<ChannelNorm> = stretch
-        .channels
-        .par_iter()
-        .map(|c| ChannelNorm::new(&c.data[first..end], &c.mask[first..end], m))
-        .collect();
-    let view = DayView::new(
-        stretch
-            .channels
-            .iter()
-            .zip(&norms)
-            .map(|(c, norm)| DayChannel {
-                data: &c.data[first..end],
-                norm,
-            })
-            .collect(),
-        end - first,
-        m,
-    );
     let n_lags = view.n_lags();
     // The templates with channels in the stretch: their indices, and what
     // is correlated (moved out, not copied: a large set is gigabytes).

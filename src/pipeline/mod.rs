@@ -5,7 +5,8 @@ pub mod load;
 mod shard;
 
 pub use day::{
-    detect_day, detect_day_with_stacks, ChannelPick, DayResult, DetectParams, Detection,
+    detect_day, detect_day_with_stacks, detect_loaded, load_day, ChannelPick, DayResult,
+    DetectParams, Detection, LoadedDay,
 };
 pub use shard::Shard;
 
@@ -102,22 +103,22 @@ impl Progress {
 /// A day's work, written as one `/days` row with its detections.
 fn process_day(
     set: &TemplateSet,
-    archive: &Archive,
-    day: Day,
+    loaded: &LoadedDay,
+    load_time: Duration,
     params: &DetectParams,
     backend: &dyn Backend,
 ) -> (DayStatus, Vec<Detection>, Vec<String>) {
     let td = Instant::now();
-    let (status, detections, problems) = match detect_day(set, archive, day, params, backend) {
+    let (status, detections, problems) = match detect_loaded(set, loaded, params, backend, None) {
         Ok(r) if !r.had_data => ("no-data", Vec::new(), r.problems),
         Ok(r) => ("done", r.detections, r.problems),
         Err(e) => ("failed", Vec::new(), vec![e.to_string()]),
     };
     let status = DayStatus {
-        day,
+        day: loaded.day,
         status: status.to_string(),
         n_detections: detections.len() as u64,
-        wall_s: td.elapsed().as_secs_f64(),
+        wall_s: (load_time + td.elapsed()).as_secs_f64(),
         device: backend.name(),
         problems: problems.join("\n"),
     };
@@ -146,9 +147,10 @@ pub fn check_span(set: &TemplateSet) -> Result<()> {
 /// `writer`. A day that fails is recorded as failed and the run goes on.
 ///
 /// Each backend (one per device) runs on its own thread, taking the next
-/// day from a shared queue; days are written as they complete. Once `stop`
-/// is set no new day is started: the days in flight are finished and
-/// written, and the rest are counted in [`Summary::not_started`].
+/// day from a shared queue and reading the day after while it correlates
+/// one; days are written as they complete. Once `stop` is set no new day
+/// is started: the days in flight are finished and written, and the rest
+/// are counted in [`Summary::not_started`].
 pub fn run(
     set: &TemplateSet,
     archive: &Archive,
@@ -170,34 +172,59 @@ pub fn run(
     let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         for backend in backends {
-            s.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&day) = days.get(i) else {
-                    return;
+            s.spawn(|| {
+                let backend = backend.as_ref();
+                let take = || -> Option<Day> {
+                    if stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
+                        return None;
+                    }
+                    days.get(next.fetch_add(1, Ordering::SeqCst)).copied()
                 };
-                let (status, detections, problems) =
-                    process_day(set, archive, day, params, backend.as_ref());
-                let written = writer
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .write_day(&status, &detections);
-                if let Err(e) = written {
-                    failed.store(true, Ordering::SeqCst);
-                    write_error.lock().unwrap().get_or_insert(e);
-                    return;
+                let load = |day: Day| {
+                    let t = Instant::now();
+                    let loaded = load_day(set, archive, day, params);
+                    // Start copying the day to the device while the day
+                    // before is correlated. A failed copy is not lost: the
+                    // day's correlation copies it again and reports why.
+                    if let Some(view) = loaded.view() {
+                        let _ = backend.prefetch(&view);
+                    }
+                    (loaded, t.elapsed())
+                };
+                let mut ahead = take().map(load);
+                while let Some((loaded, load_time)) = ahead.take() {
+                    // A stop asked for while this day was loaded ahead:
+                    // it is left, like the days not started.
+                    if stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // The next day is read and processed meanwhile.
+                    let (status, detections, problems) = std::thread::scope(|s| {
+                        let reading = take().map(|day| s.spawn(move || load(day)));
+                        let r = process_day(set, &loaded, load_time, params, backend);
+                        ahead = reading.map(|h| h.join().expect("loading a day"));
+                        r
+                    });
+                    drop(loaded);
+                    let written = writer
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .write_day(&status, &detections);
+                    if let Err(e) = written {
+                        failed.store(true, Ordering::SeqCst);
+                        write_error.lock().unwrap().get_or_insert(e);
+                        return;
+                    }
+                    let mut sum = summary.lock().unwrap();
+                    match status.status.as_str() {
+                        "done" => sum.days_done += 1,
+                        "no-data" => sum.days_without_data += 1,
+                        _ => sum.days_failed += 1,
+                    }
+                    sum.detections += detections.len();
+                    drop(sum);
+                    progress.report_day(&status, &problems);
                 }
-                let mut sum = summary.lock().unwrap();
-                match status.status.as_str() {
-                    "done" => sum.days_done += 1,
-                    "no-data" => sum.days_without_data += 1,
-                    _ => sum.days_failed += 1,
-                }
-                sum.detections += detections.len();
-                drop(sum);
-                progress.report_day(&status, &problems);
             });
         }
     });
@@ -206,7 +233,8 @@ pub fn run(
         return Err(e);
     }
     let mut summary = summary.into_inner().unwrap();
-    summary.not_started = days.len().saturating_sub(next.load(Ordering::SeqCst));
+    let written = summary.days_done + summary.days_without_data + summary.days_failed;
+    summary.not_started = days.len() - written;
     summary.wall = t0.elapsed();
     Ok(summary)
 }
