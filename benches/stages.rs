@@ -89,29 +89,32 @@ fn floor(c: &mut Criterion) {
             g.throughput(Throughput::Elements(
                 ((l - m + 1) * per_thread * threads) as u64,
             ));
-            g.bench_function(BenchmarkId::new("mul_irfft_all", format!("M{m}_L{l}")), |b| {
-                let mut planner = RealFftPlanner::<f32>::new();
-                let c2r = planner.plan_fft_inverse(l);
-                let x: Vec<Complex<f32>> = (0..l / 2 + 1)
-                    .map(|i| Complex::new((i as f32).sin(), (i as f32).cos()))
-                    .collect();
-                b.iter(|| {
-                    (0..threads).into_par_iter().for_each(|_| {
-                        let mut prod = c2r.make_input_vec();
-                        let mut out = c2r.make_output_vec();
-                        let mut scratch = c2r.make_scratch_vec();
-                        for _ in 0..per_thread {
-                            for ((p, a), b) in prod.iter_mut().zip(&x).zip(&x) {
-                                *p = a * b;
+            g.bench_function(
+                BenchmarkId::new("mul_irfft_all", format!("M{m}_L{l}")),
+                |b| {
+                    let mut planner = RealFftPlanner::<f32>::new();
+                    let c2r = planner.plan_fft_inverse(l);
+                    let x: Vec<Complex<f32>> = (0..l / 2 + 1)
+                        .map(|i| Complex::new((i as f32).sin(), (i as f32).cos()))
+                        .collect();
+                    b.iter(|| {
+                        (0..threads).into_par_iter().for_each(|_| {
+                            let mut prod = c2r.make_input_vec();
+                            let mut out = c2r.make_output_vec();
+                            let mut scratch = c2r.make_scratch_vec();
+                            for _ in 0..per_thread {
+                                for ((p, a), b) in prod.iter_mut().zip(&x).zip(&x) {
+                                    *p = a * b;
+                                }
+                                prod[0].im = 0.0;
+                                prod[l / 2].im = 0.0;
+                                c2r.process_with_scratch(&mut prod, &mut out, &mut scratch)
+                                    .unwrap();
                             }
-                            prod[0].im = 0.0;
-                            prod[l / 2].im = 0.0;
-                            c2r.process_with_scratch(&mut prod, &mut out, &mut scratch)
-                                .unwrap();
-                        }
+                        })
                     })
-                })
-            });
+                },
+            );
             let mut planner = RealFftPlanner::<f32>::new();
             let c2r = planner.plan_fft_inverse(l);
             let mut rng = ChaCha8Rng::seed_from_u64(2);

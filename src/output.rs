@@ -7,20 +7,25 @@
 //!   the detection, and the best |CC| within ±shift_len with its lag;
 //! * `/templates`: template ids, origin offsets (detection time − offset =
 //!   origin time) and channel ids, with the template file's checksum;
-//! * `/days`: day, status, n_detections, wall time, device, problems;
+//! * `/days`: day, status, n_detections, wall time, device, and where the
+//!   day's problems are in `/day_problems` (UTF-8 bytes);
 //! * root attributes: `format`, `format_version`, `tmatch_version`,
 //!   `command_line`, `parameters` (JSON), `template_checksum`, `shard`
 //!   (`I/N`, empty when the file covers all requested days).
 //!
-//! A day's detection rows are written first and its `/days` row last, then
-//! the file is flushed: rows past the last day row belong to a day in
-//! flight and are not part of the result; resuming drops them. The file is
-//! written only between days, so a process killed while it computes a day
-//! leaves the file as the last flush made it.
+//! Written so that a process killed at any moment leaves a file that
+//! opens and holds every completed day. A day's detection, channel and
+//! problem rows are appended and flushed first; then its `/days` row,
+//! which commits them, and a second flush. Rows past the committed ones
+//! belong to a day in flight: reading ignores them and resuming drops
+//! them. The tables are fixed-size rows without compression, so a chunk
+//! rewritten to add rows rewrites the rows before them byte for byte and a
+//! write cut short cannot damage them. A new file is made under a
+//! temporary name and renamed once complete.
 
 use std::path::{Path, PathBuf};
 
-use hdf5::types::VarLenUnicode;
+use hdf5::types::{FixedAscii, VarLenUnicode};
 use hdf5::{Dataset, Extent, H5Type};
 
 use crate::epoch::{self, Day, Nanos};
@@ -29,7 +34,7 @@ use crate::pipeline::Detection;
 use crate::templates::TemplateSet;
 
 pub const FORMAT: &str = "tmatch-detections";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(H5Type, Clone, Debug, PartialEq)]
 #[repr(C)]
@@ -63,16 +68,32 @@ pub struct TemplateRow {
     pub channels: VarLenUnicode,
 }
 
+/// Fixed-size, so that rewriting a chunk of rows rewrites the rows before
+/// the new one byte for byte (see the module notes).
 #[derive(H5Type, Clone, Debug)]
 #[repr(C)]
 pub struct DayRow {
-    pub day: VarLenUnicode,
+    /// `YYYY-MM-DD`.
+    pub day: FixedAscii<10>,
     /// `done`, `no-data` or `failed`.
-    pub status: VarLenUnicode,
+    pub status: FixedAscii<8>,
     pub n_detections: u64,
     pub wall_s: f64,
-    pub device: VarLenUnicode,
-    pub problems: VarLenUnicode,
+    pub device: FixedAscii<64>,
+    /// The day's problems: bytes `[problems_start, + problems_len)` of
+    /// `/day_problems` (UTF-8, one per line).
+    pub problems_start: u64,
+    pub problems_len: u64,
+}
+
+/// ASCII, at most `N` bytes: other characters become `?`.
+fn ascii<const N: usize>(s: &str) -> FixedAscii<N> {
+    let b: Vec<u8> = s
+        .chars()
+        .map(|c| if c.is_ascii() && c != '\0' { c as u8 } else { b'?' })
+        .take(N)
+        .collect();
+    FixedAscii::from_ascii(&b).expect("ASCII within capacity")
 }
 
 /// What the `/days` table says of one day.
@@ -133,6 +154,7 @@ pub struct Writer {
     detections: Dataset,
     channels: Dataset,
     days: Dataset,
+    problems: Dataset,
 }
 
 fn vlu(s: &str) -> VarLenUnicode {
@@ -183,19 +205,26 @@ fn read_run_info(path: &Path, file: &hdf5::File) -> Result<RunInfo> {
     })
 }
 
-/// The `/days` rows that were written whole: a row cut short by a crash
-/// has no day name (its strings were never written) and ends the list.
-fn completed_days(path: &Path, rows: &[DayRow]) -> Result<Vec<DayStatus>> {
+/// The `/days` rows that were written whole, with their problems: a row
+/// that a crash left unwritten or half written has no valid day, status or
+/// problems and ends the list.
+fn completed_days(rows: &[DayRow], problems: &[u8]) -> Vec<DayStatus> {
     rows.iter()
-        .take_while(|d| !d.day.as_str().is_empty())
-        .map(|d| {
-            Ok(DayStatus {
-                day: epoch::parse_day(d.day.as_str()).map_err(|e| Error::file(path, e))?,
-                status: d.status.to_string(),
+        .map_while(|d| {
+            let day = epoch::parse_day(d.day.as_str()).ok()?;
+            let status = d.status.as_str();
+            if !["done", "no-data", "failed"].contains(&status) {
+                return None;
+            }
+            let (a, n) = (d.problems_start as usize, d.problems_len as usize);
+            let text = problems.get(a..a.checked_add(n)?)?;
+            Some(DayStatus {
+                day,
+                status: status.to_string(),
                 n_detections: d.n_detections,
                 wall_s: d.wall_s,
-                device: d.device.to_string(),
-                problems: d.problems.to_string(),
+                device: d.device.as_str().to_string(),
+                problems: String::from_utf8_lossy(text).into_owned(),
             })
         })
         .collect()
@@ -247,8 +276,10 @@ impl Writer {
             .with_data(&rows)
             .create("templates")
             .map_err(h5)?;
+        // Not compressed: a compressed chunk that is rewritten in place and
+        // cut short by a kill would take the rows of completed days with it.
         let table = |name: &str, chunk: usize| -> Result<Dataset> {
-            let b = file.new_dataset_builder().chunk(chunk).deflate(4);
+            let b = file.new_dataset_builder().chunk(chunk);
             match name {
                 "detections" => b
                     .empty::<DetectionRow>()
@@ -258,6 +289,7 @@ impl Writer {
                     .empty::<ChannelRow>()
                     .shape(Extent::resizable(0))
                     .create(name),
+                "day_problems" => b.empty::<u8>().shape(Extent::resizable(0)).create(name),
                 _ => b.empty::<DayRow>().shape(Extent::resizable(0)).create(name),
             }
             .map_err(h5)
@@ -265,6 +297,7 @@ impl Writer {
         let detections = table("detections", 4096)?;
         let channels = table("detection_channels", 16384)?;
         let days = table("days", 64)?;
+        let problems = table("day_problems", 1 << 16)?;
         file.flush().map_err(h5)?;
         // The open file follows the rename.
         std::fs::rename(&partial, path).map_err(|e| Error::file(path, e))?;
@@ -274,6 +307,7 @@ impl Writer {
             detections,
             channels,
             days,
+            problems,
         })
     }
 
@@ -326,7 +360,12 @@ impl Writer {
         let detections = file.dataset("detections").map_err(h5)?;
         let channels = file.dataset("detection_channels").map_err(h5)?;
         let days = file.dataset("days").map_err(h5)?;
-        let done = completed_days(path, &days.read_raw::<DayRow>().map_err(h5)?)?;
+        let problems = file.dataset("day_problems").map_err(h5)?;
+        let done = completed_days(
+            &days.read_raw::<DayRow>().map_err(h5)?,
+            &problems.read_raw::<u8>().map_err(h5)?,
+        );
+        let n_problem_bytes: u64 = done.iter().map(|d| d.problems.len() as u64).sum();
         let n_det: u64 = done.iter().map(|d| d.n_detections).sum();
         let rows: Vec<DetectionRow> = if n_det > 0 {
             detections
@@ -348,6 +387,7 @@ impl Writer {
         days.resize(done.len()).map_err(h5)?;
         detections.resize(n_det as usize).map_err(h5)?;
         channels.resize(n_ch as usize).map_err(h5)?;
+        problems.resize(n_problem_bytes as usize).map_err(h5)?;
         file.flush().map_err(h5)?;
         Ok((
             Writer {
@@ -356,6 +396,7 @@ impl Writer {
                 detections,
                 channels,
                 days,
+                problems,
             },
             done,
         ))
@@ -408,15 +449,22 @@ impl Writer {
         for c in &mut ch_rows {
             c.detection += first_det;
         }
+        let problems_start = self.problems.size() as u64;
         append(&self.detections, &det_rows).map_err(h5)?;
         append(&self.channels, &ch_rows).map_err(h5)?;
+        append(&self.problems, status.problems.as_bytes()).map_err(h5)?;
+        // The rows are on disk before the /days row that commits them: a
+        // kill during the second flush leaves the day either committed
+        // with all its rows or not committed.
+        self.file.flush().map_err(h5)?;
         let row = DayRow {
-            day: vlu(&epoch::format_day(status.day)),
-            status: vlu(&status.status),
+            day: ascii(&epoch::format_day(status.day)),
+            status: ascii(&status.status),
             n_detections: det_rows.len() as u64,
             wall_s: status.wall_s,
-            device: vlu(&status.device),
-            problems: vlu(&status.problems),
+            device: ascii(&status.device),
+            problems_start,
+            problems_len: status.problems.len() as u64,
         };
         append(&self.days, &[row]).map_err(h5)?;
         self.file.flush().map_err(h5)
@@ -465,7 +513,11 @@ pub fn read(path: &Path) -> Result<Detections> {
         .dataset("days")
         .and_then(|d| d.read_raw())
         .map_err(h5)?;
-    let days = completed_days(path, &days)?;
+    let problems: Vec<u8> = file
+        .dataset("day_problems")
+        .and_then(|d| d.read_raw())
+        .map_err(h5)?;
+    let days = completed_days(&days, &problems);
     let mut rows: Vec<DetectionRow> = file
         .dataset("detections")
         .and_then(|d| d.read_raw())

@@ -156,7 +156,14 @@ impl Archive {
         let mut problems = Vec::new();
         let mut records = Vec::new();
         for path in self.files_for(id, t0, t1) {
-            let (recs, damage) = mseed::read_good_records(&path);
+            let (recs, damage, warnings) = mseed::read_good_records(&path);
+            if !warnings.is_empty() {
+                problems.push(format!(
+                    "{}: libmseed: {}",
+                    path.display(),
+                    warnings.join("; ")
+                ));
+            }
             if let Some(e) = damage {
                 problems.push(match recs.len() {
                     0 => e.to_string(),

@@ -59,9 +59,85 @@ fn record_id(path: &Path, rec: &MSRecord) -> Result<String> {
     })
 }
 
+/// libmseed's messages, kept instead of printed: an error gets libmseed's
+/// words about it, and a warning (a Steim integrity check that failed, say)
+/// goes into the day's problems with the file's name rather than to
+/// standard error without it.
+mod said {
+    use std::cell::{Cell, RefCell};
+    use std::ffi::{c_char, CStr};
+
+    thread_local! {
+        static MESSAGES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+        static ROUTED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    unsafe extern "C" fn keep(message: *const c_char) {
+        if message.is_null() {
+            return;
+        }
+        // SAFETY: libmseed passes a NUL-terminated message.
+        let m = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+        let m = m.trim().trim_start_matches("Error:").trim().to_string();
+        MESSAGES.with(|v| v.borrow_mut().push(m));
+    }
+
+    /// How many messages libmseed has left on this thread so far.
+    pub fn mark() -> usize {
+        MESSAGES.with(|v| v.borrow().len())
+    }
+
+    /// The messages after `mark`.
+    pub fn since(mark: usize) -> Vec<String> {
+        MESSAGES.with(|v| v.borrow().get(mark..).unwrap_or_default().to_vec())
+    }
+
+    /// Run `f`, returning what libmseed said meanwhile on this thread
+    /// (libmseed keeps its log settings per thread).
+    pub fn during<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+        if !ROUTED.get() {
+            // SAFETY: plain function pointers that live as long as the
+            // program, and null prefixes, as libmseed documents.
+            unsafe {
+                libmseed_sys::ms_rloginit(
+                    Some(keep),
+                    std::ptr::null(),
+                    Some(keep),
+                    std::ptr::null(),
+                    0,
+                )
+            };
+            ROUTED.set(true);
+        }
+        MESSAGES.with(|v| v.borrow_mut().clear());
+        let r = f();
+        (r, MESSAGES.with(|v| std::mem::take(&mut *v.borrow_mut())))
+    }
+}
+
 /// Visit every record of a file, samples not yet decoded. A file that is
-/// empty, truncated or not miniSEED is an error that names it.
-fn for_each_record(path: &Path, mut f: impl FnMut(&mut MSRecord) -> Result<()>) -> Result<()> {
+/// empty, truncated or not miniSEED is an error that names it, with what
+/// libmseed said of it; otherwise libmseed's warnings are returned.
+fn for_each_record(path: &Path, f: impl FnMut(&mut MSRecord) -> Result<()>) -> Result<Vec<String>> {
+    let (result, mut messages) = said::during(|| visit_records(path, f));
+    messages.dedup();
+    match result {
+        Ok(()) => Ok(messages),
+        Err(Error::File { path, msg }) => {
+            messages.retain(|m| !msg.contains(m.as_str()));
+            Err(Error::File {
+                msg: match messages.is_empty() {
+                    true => msg,
+                    false => format!("{msg} (libmseed: {})", messages.join("; ")),
+                },
+                path,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn visit_records(path: &Path, mut f: impl FnMut(&mut MSRecord) -> Result<()>) -> Result<()> {
     let meta = fs::metadata(path).at(path)?;
     if meta.len() == 0 {
         return Err(Error::file(path, "empty file (0 bytes), not miniSEED"));
@@ -111,15 +187,16 @@ fn check_rate(path: &Path, id: &str, rate: f64) -> Result<()> {
 /// Read and decode every record of a file; any damage is an error.
 pub fn read_records(path: &Path) -> Result<Vec<Record>> {
     match read_good_records(path) {
-        (records, None) => Ok(records),
-        (_, Some(e)) => Err(e),
+        (records, None, _) => Ok(records),
+        (_, Some(e), _) => Err(e),
     }
 }
 
 /// Read and decode the records of a file up to the first damaged one, and
 /// say what was wrong there, if anything: a file cut short by a failed copy
-/// still gives the data before the cut.
-pub fn read_good_records(path: &Path) -> (Vec<Record>, Option<Error>) {
+/// still gives the data before the cut. Last: libmseed's warnings about
+/// records it decoded.
+pub fn read_good_records(path: &Path) -> (Vec<Record>, Option<Error>, Vec<String>) {
     let mut out = Vec::new();
     let result = for_each_record(path, |rec| {
         let id = record_id(path, rec)?;
@@ -148,8 +225,18 @@ pub fn read_good_records(path: &Path) -> (Vec<Record>, Option<Error>) {
                 ),
             ));
         }
+        let mark = said::mark();
         rec.unpack_data()
             .map_err(|e| Error::file(path, format!("{id}: cannot decode a record: {e}")))?;
+        // A record whose samples fail the decoder's integrity check holds
+        // garbage: it ends the file's good records.
+        let warned = said::since(mark);
+        if !warned.is_empty() {
+            return Err(Error::file(
+                path,
+                format!("{id}: damaged record: {}", warned.join("; ")),
+            ));
+        }
         let n = rec.num_samples().max(0) as usize;
         let samples: Vec<f64> = match rec.sample_type() {
             MSSampleType::Integer32 => rec
@@ -187,7 +274,10 @@ pub fn read_good_records(path: &Path) -> (Vec<Record>, Option<Error>) {
         });
         Ok(())
     });
-    (out, result.err())
+    match result {
+        Ok(warnings) => (out, None, warnings),
+        Err(e) => (out, Some(e), Vec::new()),
+    }
 }
 
 /// Read the headers of every record without decoding samples (for indexing).

@@ -355,7 +355,7 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
     let full = full_run();
     let dir = tempfile::tempdir().unwrap();
     let mut r = rng(4);
-    let trials = 6;
+    let trials = 10;
     for trial in 0..trials {
         let out = dir.path().join(format!("kill-{trial}.h5"));
         let (mut child, rx) = spawn(&out, &[]);
