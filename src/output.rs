@@ -90,7 +90,13 @@ pub struct DayRow {
 fn ascii<const N: usize>(s: &str) -> FixedAscii<N> {
     let b: Vec<u8> = s
         .chars()
-        .map(|c| if c.is_ascii() && c != '\0' { c as u8 } else { b'?' })
+        .map(|c| {
+            if c.is_ascii() && c != '\0' {
+                c as u8
+            } else {
+                b'?'
+            }
+        })
         .take(N)
         .collect();
     FixedAscii::from_ascii(&b).expect("ASCII within capacity")
