@@ -236,6 +236,39 @@ fn completed_days(rows: &[DayRow], problems: &[u8]) -> Vec<DayStatus> {
         .collect()
 }
 
+/// How many detection and channel rows the completed days `done` own,
+/// given how many the file holds and a way to read detection row `i`; an
+/// error when the file holds fewer than `/days` counts.
+fn committed_rows(
+    path: &Path,
+    done: &[DayStatus],
+    n_rows: usize,
+    n_channel_rows: usize,
+    row: impl FnOnce(usize) -> Result<DetectionRow>,
+) -> Result<(usize, usize)> {
+    let damaged = || {
+        Error::file(
+            path,
+            "damaged: /days counts more detections than the file holds",
+        )
+    };
+    let n_det: usize = done.iter().map(|d| d.n_detections as usize).sum();
+    if n_rows < n_det {
+        return Err(damaged());
+    }
+    let n_ch = match n_det {
+        0 => 0,
+        n => {
+            let last = row(n - 1)?;
+            (last.first_channel_row + last.n_channel_rows as u64) as usize
+        }
+    };
+    if n_channel_rows < n_ch {
+        return Err(damaged());
+    }
+    Ok((n_det, n_ch))
+}
+
 impl Writer {
     /// Create a new detections file for a run with `command_line`. It is
     /// made under a temporary name and renamed once complete, so a process
@@ -372,27 +405,15 @@ impl Writer {
             &problems.read_raw::<u8>().map_err(h5)?,
         );
         let n_problem_bytes: u64 = done.iter().map(|d| d.problems.len() as u64).sum();
-        let n_det: u64 = done.iter().map(|d| d.n_detections).sum();
-        let rows: Vec<DetectionRow> = if n_det > 0 {
-            detections
-                .read_slice_1d((n_det - 1) as usize..n_det as usize)
-                .map_err(h5)?
-                .to_vec()
-        } else {
-            Vec::new()
-        };
-        let n_ch = rows
-            .last()
-            .map_or(0, |r| r.first_channel_row + r.n_channel_rows as u64);
-        if (detections.size() as u64) < n_det || (channels.size() as u64) < n_ch {
-            return Err(Error::file(
-                path,
-                "damaged: /days counts more detections than the file holds",
-            ));
-        }
+        let (n_det, n_ch) = committed_rows(path, &done, detections.size(), channels.size(), |i| {
+            Ok(detections
+                .read_slice_1d::<DetectionRow, _>(i..i + 1)
+                .map_err(h5)?[0]
+                .clone())
+        })?;
         days.resize(done.len()).map_err(h5)?;
-        detections.resize(n_det as usize).map_err(h5)?;
-        channels.resize(n_ch as usize).map_err(h5)?;
+        detections.resize(n_det).map_err(h5)?;
+        channels.resize(n_ch).map_err(h5)?;
         problems.resize(n_problem_bytes as usize).map_err(h5)?;
         file.flush().map_err(h5)?;
         Ok((
@@ -533,22 +554,11 @@ pub fn read(path: &Path) -> Result<Detections> {
         .and_then(|d| d.read_raw())
         .map_err(h5)?;
     // Only rows of completed days count (see the module notes).
-    let n_done: u64 = days.iter().map(|d| d.n_detections).sum();
-    let n_ch = match n_done {
-        0 => 0,
-        n => rows
-            .get(n as usize - 1)
-            .map(|r| r.first_channel_row + r.n_channel_rows as u64)
-            .unwrap_or(u64::MAX),
-    };
-    if (rows.len() as u64) < n_done || (channels.len() as u64) < n_ch {
-        return Err(Error::file(
-            path,
-            "damaged: /days counts more detections than the file holds",
-        ));
-    }
-    rows.truncate(n_done as usize);
-    channels.truncate(n_ch as usize);
+    let (n_det, n_ch) = committed_rows(path, &days, rows.len(), channels.len(), |i| {
+        Ok(rows[i].clone())
+    })?;
+    rows.truncate(n_det);
+    channels.truncate(n_ch);
     Ok(Detections {
         templates: TemplateInfo {
             ids: templates.iter().map(|t| t.id.to_string()).collect(),

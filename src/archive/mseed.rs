@@ -125,13 +125,12 @@ fn for_each_record(path: &Path, f: impl FnMut(&mut MSRecord) -> Result<()>) -> R
         Ok(()) => Ok(messages),
         Err(Error::File { path, msg }) => {
             messages.retain(|m| !msg.contains(m.as_str()));
-            Err(Error::File {
-                msg: match messages.is_empty() {
-                    true => msg,
-                    false => format!("{msg} (libmseed: {})", messages.join("; ")),
-                },
-                path,
-            })
+            let msg = if messages.is_empty() {
+                msg
+            } else {
+                format!("{msg} (libmseed: {})", messages.join("; "))
+            };
+            Err(Error::File { path, msg })
         }
         Err(e) => Err(e),
     }
