@@ -15,7 +15,7 @@ use rand::Rng;
 use tmatch::epoch::{self, Day, Nanos};
 use tmatch::output;
 
-use crate::util::{rng, s, tmatch, tmatch_ok};
+use crate::util::{rng, s, tmatch_fails, tmatch_ok};
 
 const DAYS: &str = "2023-12-31..2024-01-29";
 const N_DAYS: usize = 30;
@@ -55,11 +55,15 @@ fn month() -> &'static Path {
 }
 
 fn detect_args(out: &Path, days: &str, extra: &[&str]) -> Vec<String> {
+    detect_args_with(&month().join("templates.h5"), out, days, extra)
+}
+
+fn detect_args_with(templates: &Path, out: &Path, days: &str, extra: &[&str]) -> Vec<String> {
     let m = month();
     let mut args: Vec<String> = [
         "detect",
         "--templates",
-        s(&m.join("templates.h5")),
+        s(templates),
         "--archive",
         s(&m.join("archive")),
         "--days",
@@ -79,8 +83,7 @@ fn detect_args(out: &Path, days: &str, extra: &[&str]) -> Vec<String> {
 }
 
 fn detect(out: &Path, days: &str, extra: &[&str]) -> String {
-    let args = detect_args(out, days, extra);
-    tmatch_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    tmatch_ok(&detect_args(out, days, extra))
 }
 
 /// One detection as compared between runs: its row without file offsets,
@@ -258,48 +261,40 @@ fn merged_shards_equal_the_unsharded_run() {
         "{err}"
     );
     // A shard twice, or a file of another run, is refused.
-    let out = tmatch(&[
+    let err = tmatch_fails(&[
         "merge",
         s(&shard(0)),
         s(&merged),
         "-o",
         s(&dir.path().join("x.h5")),
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("days present twice"), "{err}");
     let other = dir.path().join("other.h5");
     detect(&other, "2024-01-02", &["--min-channels", "2"]);
-    let out = tmatch(&[
+    let err = tmatch_fails(&[
         "merge",
         s(&shard(0)),
         s(&other),
         "-o",
         s(&dir.path().join("y.h5")),
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("other.h5") && err.contains("other parameters"),
         "{err}"
     );
     // A shard's file is not resumed as another shard.
-    let out = tmatch(
-        &detect_args(&shard(0), DAYS, &["--shard", "1/3", "--resume"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = tmatch_fails(&detect_args(
+        &shard(0),
+        DAYS,
+        &["--shard", "1/3", "--resume"],
+    ));
     assert!(err.contains("made for shard 0/3"), "{err}");
 }
 
-/// Start a run over every day; the receiver gets one message per day
-/// written (from the per-day log lines).
-fn spawn(out: &Path, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
+/// Start tmatch; the receiver gets each line it logs.
+fn spawn(args: &[String]) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tmatch"))
-        .args(detect_args(out, DAYS, extra))
+        .args(args)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -358,7 +353,7 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
     let trials = 10;
     for trial in 0..trials {
         let out = dir.path().join(format!("kill-{trial}.h5"));
-        let (mut child, rx) = spawn(&out, &[]);
+        let (mut child, rx) = spawn(&detect_args(&out, DAYS, &[]));
         // Random points: after 0..30 days written, 0..40 ms into the next.
         let after = r.gen_range(0..N_DAYS);
         wait_days(&rx, after).unwrap();
@@ -376,7 +371,7 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
 fn sigterm_stops_between_days_and_resume_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("term.h5");
-    let (mut child, rx) = spawn(&out, &[]);
+    let (mut child, rx) = spawn(&detect_args(&out, DAYS, &[]));
     wait_days(&rx, 2).unwrap();
     signal(&child, "-TERM");
     let status = child.wait().unwrap();
@@ -412,20 +407,7 @@ fn a_second_sigterm_stops_at_once() {
     let many = dir.path().join("many.h5");
     tmatch::templates::write(&set, &many).unwrap();
     let out = dir.path().join("twice.h5");
-    let mut args = detect_args(&out, DAYS, &[]);
-    args[2] = s(&many).to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tmatch"))
-        .args(&args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = spawn(&detect_args_with(&many, &out, DAYS, &[]));
     wait_days(&rx, 1).unwrap();
     signal(&child, "-TERM");
     // The first is taken: the day in flight would now be finished.
@@ -462,7 +444,7 @@ fn a_template_longer_than_the_day_overlap_is_refused() {
     set.templates[1].channels[2].pad = day + 7;
     let bad = dir.path().join("bad.h5");
     tmatch::templates::write(&set, &bad).unwrap();
-    let out = tmatch(&[
+    let err = tmatch_fails(&[
         "detect",
         "--templates",
         s(&bad),
@@ -473,8 +455,6 @@ fn a_template_longer_than_the_day_overlap_is_refused() {
         "-o",
         s(&dir.path().join("d.h5")),
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!("template {} spans", set.templates[1].id)),
         "{err}"

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+use std::ffi::OsStr;
+use std::fmt::Debug;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -31,7 +33,7 @@ pub fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
-pub fn tmatch(args: &[&str]) -> Output {
+pub fn tmatch<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tmatch"))
         .args(args)
         .output()
@@ -39,10 +41,18 @@ pub fn tmatch(args: &[&str]) -> Output {
 }
 
 /// Run tmatch and require success; returns stderr.
-pub fn tmatch_ok(args: &[&str]) -> String {
+pub fn tmatch_ok<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
     let out = tmatch(args);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "tmatch {args:?} failed:\n{err}");
+    err
+}
+
+/// Run tmatch and require an error (exit 1); returns stderr.
+pub fn tmatch_fails<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
+    let out = tmatch(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "tmatch {args:?}:\n{err}");
     err
 }
 
