@@ -55,7 +55,7 @@ fn correlate(c: &mut Criterion) {
                         channel: ch,
                         pad: ch * 10,
                         weight: 1.0,
-                        waveform: normalize_template(&random(&mut rng, m)).unwrap(),
+                        waveform: normalize_template(&random(&mut rng, m)).unwrap().into(),
                     })
                     .collect(),
             })

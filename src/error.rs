@@ -10,9 +10,14 @@ pub enum Error {
     /// Bad arguments or inconsistent inputs not tied to one file.
     #[error("{0}")]
     Input(String),
-    /// A compute device that is missing, refused or failed.
+    /// A compute device that is missing or refused.
     #[error("{0}")]
     Device(String),
+    /// A compute device that failed while working (an illegal address, a
+    /// lost GPU): its state can no longer be trusted, so it takes no more
+    /// work and the day it had goes to another device or a later run.
+    #[error("{0}")]
+    DeviceFault(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

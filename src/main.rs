@@ -1,7 +1,6 @@
 //! The `tmatch` command line: argument parsing and messages; the work is
 //! done by the library.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -325,8 +324,13 @@ fn watch_signals(
     Ok(received)
 }
 
+/// Exit code of `detect` when every device failed before the days were
+/// done (EX_TEMPFAIL: try again, on another node).
+const EXIT_DEVICES_FAILED: u8 = 75;
+
 /// Run detection; the exit code is 128 + the signal's number when a signal
-/// stopped it before every day was done.
+/// stopped it before every day was done, [`EXIT_DEVICES_FAILED`] when the
+/// devices failed.
 fn detect(a: DetectArgs) -> Result<ExitCode> {
     let (backends, fallback) = tmatch::correlate::open_backends(&a.device)?;
     if let Some(line) = fallback {
@@ -368,8 +372,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     };
     let (writer, days) = if a.resume && a.output.exists() {
         let (w, done) = output::Writer::resume(&a.output, &run)?;
-        let done: HashSet<epoch::Day> = done.iter().map(|d| d.day).collect();
-        let todo: Vec<epoch::Day> = days.iter().copied().filter(|d| !done.contains(d)).collect();
+        let todo = output::days_to_do(&done, &days);
         eprintln!(
             "tmatch: resuming {}: {} of {} days done",
             a.output.display(),
@@ -410,7 +413,19 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         s.wall.as_secs_f64(),
         peak_memory().map_or(String::new(), |m| format!(", peak memory {m} MiB"))
     );
+    for fault in &s.device_faults {
+        eprintln!("tmatch: device failed: {fault}");
+    }
     let sig = signal.load(Ordering::SeqCst);
+    if sig == 0 && s.not_started > 0 {
+        // Every device failed with days left: a distinct exit code, so that
+        // a batch script can requeue the task (on another node).
+        eprintln!(
+            "tmatch: no working device left with {} days to do; run again with --resume",
+            s.not_started
+        );
+        return Ok(ExitCode::from(EXIT_DEVICES_FAILED));
+    }
     if sig != 0 && s.not_started > 0 {
         eprintln!(
             "tmatch: stopped by a signal with {} days left; run again with --resume to finish",
@@ -454,20 +469,27 @@ fn merge(a: MergeArgs) -> Result<()> {
         r.detections,
         a.files.len()
     );
-    if !r.missing.is_empty() {
-        let shown: Vec<String> = r
-            .missing
+    let warn = |days: &[epoch::Day], what: &str| {
+        if days.is_empty() {
+            return;
+        }
+        let shown: Vec<String> = days
             .iter()
             .take(10)
             .map(|&d| epoch::format_day(d))
             .collect();
         eprintln!(
-            "warning: {} requested days are in none of the files: {}{}",
-            r.missing.len(),
+            "warning: {} requested days {what}: {}{}",
+            days.len(),
             shown.join(", "),
-            if r.missing.len() > 10 { ", …" } else { "" }
+            if days.len() > 10 { ", …" } else { "" }
         );
-    }
+    };
+    warn(&r.missing, "are in none of the files");
+    warn(
+        &r.failed,
+        "failed (rerun their shards with --resume, then merge again)",
+    );
     Ok(())
 }
 

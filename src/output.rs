@@ -236,6 +236,30 @@ fn completed_days(rows: &[DayRow], problems: &[u8]) -> Vec<DayStatus> {
         .collect()
 }
 
+/// The days without failed rows that a later row of the same day (written
+/// by `--resume`) replaces. A failed day has no detection rows, so the
+/// detection rows of the days kept are unchanged.
+fn without_redone_failures(days: Vec<DayStatus>) -> Vec<DayStatus> {
+    let last: std::collections::HashMap<Day, usize> =
+        days.iter().enumerate().map(|(i, d)| (d.day, i)).collect();
+    days.into_iter()
+        .enumerate()
+        .filter(|(i, d)| d.status != "failed" || last[&d.day] == *i)
+        .map(|(_, d)| d)
+        .collect()
+}
+
+/// The days of `days` that a resumed run still has to do: those without a
+/// row in `done`, and those whose row says they failed.
+pub fn days_to_do(done: &[DayStatus], days: &[Day]) -> Vec<Day> {
+    let done: std::collections::HashSet<Day> = done
+        .iter()
+        .filter(|d| d.status != "failed")
+        .map(|d| d.day)
+        .collect();
+    days.iter().copied().filter(|d| !done.contains(d)).collect()
+}
+
 /// How many detection and channel rows the completed days `done` own,
 /// given how many the file holds and a way to read detection row `i`; an
 /// error when the file holds fewer than `/days` counts.
@@ -559,6 +583,7 @@ pub fn read(path: &Path) -> Result<Detections> {
     })?;
     rows.truncate(n_det);
     channels.truncate(n_ch);
+    let days = without_redone_failures(days);
     Ok(Detections {
         templates: TemplateInfo {
             ids: templates.iter().map(|t| t.id.to_string()).collect(),
@@ -579,6 +604,9 @@ pub struct MergeReport {
     pub detections: usize,
     /// Requested days (the runs' `days` parameter) that no file holds.
     pub missing: Vec<Day>,
+    /// Days whose detection failed (written as failed; `--resume` on the
+    /// shard that holds them redoes them).
+    pub failed: Vec<Day>,
 }
 
 /// Combine detections files of one run (its shards, say) into `output`,
@@ -668,6 +696,11 @@ pub fn merge(inputs: &[PathBuf], output: &Path, command_line: &str) -> Result<Me
         w.write_rows(&f.days[di], det_rows, ch_rows)?;
     }
     report.days = days.len();
+    report.failed = days
+        .iter()
+        .filter(|&&(_, fi, di)| files[fi].days[di].status == "failed")
+        .map(|d| d.0)
+        .collect();
     report.missing = requested
         .into_iter()
         .filter(|d| !present.contains(d))

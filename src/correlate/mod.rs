@@ -22,6 +22,7 @@ pub use norm::ChannelNorm;
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -77,8 +78,9 @@ pub struct StackChannel {
     /// Moveout in samples from the template's earliest channel.
     pub pad: usize,
     pub weight: f32,
-    /// `t̂`: zero mean, scaled by `1 / (M · std)`.
-    pub waveform: Vec<f32>,
+    /// `t̂`: zero mean, scaled by `1 / (M · std)`; shared by every day
+    /// that correlates it.
+    pub waveform: Arc<[f32]>,
 }
 
 #[derive(Debug, Clone)]

@@ -6,6 +6,8 @@
 //! longest template span (so every lag of the day has its full windows). A
 //! detection belongs to the day its time falls in.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use crate::archive::Archive;
@@ -96,6 +98,32 @@ fn tail_samples(set: &TemplateSet) -> usize {
     set.max_pad() + set.len
 }
 
+/// Every template channel normalized (`t̂`, see [`correlate`]) once per
+/// run and shared by the days in flight: at 50,000 templates × 30 channels
+/// × 800 samples a copy is 4.8 GB, too much to make per day.
+pub struct NormalizedTemplates {
+    /// Per template and channel; `None` for a flat channel (it cannot
+    /// correlate).
+    waveforms: Vec<Vec<Option<Arc<[f32]>>>>,
+}
+
+impl NormalizedTemplates {
+    pub fn new(set: &TemplateSet) -> NormalizedTemplates {
+        NormalizedTemplates {
+            waveforms: set
+                .templates
+                .par_iter()
+                .map(|t| {
+                    t.channels
+                        .iter()
+                        .map(|c| correlate::normalize_template(&c.data).map(Arc::from))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A template's channels present in the stretch, normalized.
 struct Prepared {
     stack: StackTemplate,
@@ -105,21 +133,23 @@ struct Prepared {
 
 fn prepare(
     set: &TemplateSet,
+    normalized: &NormalizedTemplates,
     stretch: &Stretch,
     problems: &mut Vec<String>,
 ) -> Vec<Option<Prepared>> {
     set.templates
         .iter()
-        .map(|t| {
+        .zip(&normalized.waveforms)
+        .map(|(t, waves)| {
             let mut stack = StackTemplate {
                 channels: Vec::new(),
             };
             let mut template_channel = Vec::new();
-            for (ci, c) in t.channels.iter().enumerate() {
+            for (ci, (c, wave)) in t.channels.iter().zip(waves).enumerate() {
                 let Some(idx) = stretch.channel_index(&c.id) else {
                     continue;
                 };
-                let Some(waveform) = correlate::normalize_template(&c.data) else {
+                let Some(waveform) = wave else {
                     problems.push(format!(
                         "template {}: channel {} is flat; not used",
                         t.id, c.id
@@ -130,7 +160,7 @@ fn prepare(
                     channel: idx,
                     pad: c.pad,
                     weight: c.weight,
-                    waveform,
+                    waveform: waveform.clone(),
                 });
                 template_channel.push(ci);
             }
@@ -230,6 +260,7 @@ pub fn detect_day(
 ) -> Result<DayResult> {
     detect_loaded(
         set,
+        &NormalizedTemplates::new(set),
         &load_day(set, archive, day, params),
         params,
         backend,
@@ -250,12 +281,14 @@ pub fn detect_day_with_stacks(
     inspect: &mut dyn FnMut(usize, Nanos, &[f32]),
 ) -> Result<DayResult> {
     let loaded = load_day(set, archive, day, params);
-    detect_loaded(set, &loaded, params, backend, Some(inspect))
+    let normalized = NormalizedTemplates::new(set);
+    detect_loaded(set, &normalized, &loaded, params, backend, Some(inspect))
 }
 
 /// Correlate, stack and detect on a loaded day.
 pub fn detect_loaded(
     set: &TemplateSet,
+    normalized: &NormalizedTemplates,
     loaded: &LoadedDay,
     params: &DetectParams,
     backend: &dyn Backend,
@@ -277,7 +310,7 @@ pub fn detect_loaded(
     let mut active = Vec::new();
     let mut template_channels = Vec::new();
     let mut templates = Vec::new();
-    for (i, p) in prepare(set, &stretch, &mut result.problems)
+    for (i, p) in prepare(set, normalized, stretch, &mut result.problems)
         .into_iter()
         .enumerate()
     {

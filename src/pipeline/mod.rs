@@ -6,7 +6,7 @@ mod shard;
 
 pub use day::{
     detect_day, detect_day_with_stacks, detect_loaded, load_day, ChannelPick, DayResult,
-    DetectParams, Detection, LoadedDay,
+    DetectParams, Detection, LoadedDay, NormalizedTemplates,
 };
 pub use shard::Shard;
 
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::archive::Archive;
 use crate::correlate::Backend;
 use crate::epoch::{self, Day};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output::{DayStatus, Writer};
 use crate::templates::TemplateSet;
 
@@ -29,8 +29,11 @@ pub struct Summary {
     pub days_done: usize,
     pub days_without_data: usize,
     pub days_failed: usize,
-    /// Days left for a later run after a stop was asked for.
+    /// Days left for a later run after a stop was asked for, or because
+    /// every device failed.
     pub not_started: usize,
+    /// Devices that failed and took no more days, each with its error.
+    pub device_faults: Vec<String>,
     pub detections: usize,
     pub wall: Duration,
 }
@@ -100,20 +103,25 @@ impl Progress {
     }
 }
 
-/// A day's work, written as one `/days` row with its detections.
+/// A day's work, written as one `/days` row with its detections; or the
+/// device's fault, in which case nothing is written and the day goes to
+/// another device.
 fn process_day(
     set: &TemplateSet,
+    normalized: &NormalizedTemplates,
     loaded: &LoadedDay,
     load_time: Duration,
     params: &DetectParams,
     backend: &dyn Backend,
-) -> (DayStatus, Vec<Detection>, Vec<String>) {
+) -> std::result::Result<(DayStatus, Vec<Detection>, Vec<String>), Error> {
     let td = Instant::now();
-    let (status, detections, problems) = match detect_loaded(set, loaded, params, backend, None) {
-        Ok(r) if !r.had_data => ("no-data", Vec::new(), r.problems),
-        Ok(r) => ("done", r.detections, r.problems),
-        Err(e) => ("failed", Vec::new(), vec![e.to_string()]),
-    };
+    let (status, detections, problems) =
+        match detect_loaded(set, normalized, loaded, params, backend, None) {
+            Ok(r) if !r.had_data => ("no-data", Vec::new(), r.problems),
+            Ok(r) => ("done", r.detections, r.problems),
+            Err(e @ Error::DeviceFault(_)) => return Err(e),
+            Err(e) => ("failed", Vec::new(), vec![e.to_string()]),
+        };
     let status = DayStatus {
         day: loaded.day,
         status: status.to_string(),
@@ -122,7 +130,38 @@ fn process_day(
         device: backend.name(),
         problems: problems.join("\n"),
     };
-    (status, detections, problems)
+    Ok((status, detections, problems))
+}
+
+/// The days of a round, handed out one at a time to the backends'
+/// threads; a device that fails gives its days back for the next round.
+struct DayQueue<'a> {
+    days: &'a [Day],
+    next: AtomicUsize,
+    returned: Mutex<Vec<Day>>,
+}
+
+impl Summary {
+    fn count(&mut self, status: &DayStatus, detections: usize) {
+        match status.status.as_str() {
+            "done" => self.days_done += 1,
+            "no-data" => self.days_without_data += 1,
+            _ => self.days_failed += 1,
+        }
+        self.detections += detections;
+    }
+}
+
+impl DayQueue<'_> {
+    fn take(&self) -> Option<Day> {
+        self.days
+            .get(self.next.fetch_add(1, Ordering::SeqCst))
+            .copied()
+    }
+
+    fn give_back(&self, day: Day) {
+        self.returned.lock().unwrap().push(day);
+    }
 }
 
 /// The longest template span (moveout + length) is read past each
@@ -148,9 +187,12 @@ pub fn check_span(set: &TemplateSet) -> Result<()> {
 ///
 /// Each backend (one per device) runs on its own thread, taking the next
 /// day from a shared queue and reading the day after while it correlates
-/// one; days are written as they complete. Once `stop` is set no new day
-/// is started: the days in flight are finished and written, and the rest
-/// are counted in [`Summary::not_started`].
+/// one; days are written as they complete. A device that faults takes no
+/// more days: the days it held go back to the queue for the other devices,
+/// and when none is left they stay undone (counted in
+/// [`Summary::not_started`], the fault in [`Summary::device_faults`]). Once
+/// `stop` is set no new day is started: the days in flight are finished
+/// and written, and the rest are counted in [`Summary::not_started`].
 pub fn run(
     set: &TemplateSet,
     archive: &Archive,
@@ -166,68 +208,102 @@ pub fn run(
     for bad in archive.unreadable() {
         progress.log(&format!("warning: {}: {}", bad.path.display(), bad.reason));
     }
-    let next = AtomicUsize::new(0);
+    let normalized = NormalizedTemplates::new(set);
     let summary = Mutex::new(Summary::default());
     let write_error = Mutex::new(None);
     let failed = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for backend in backends {
-            s.spawn(|| {
-                let backend = backend.as_ref();
-                let take = || -> Option<Day> {
-                    if stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
-                        return None;
+    let halted = || stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst);
+    // Rounds: the days a failed device gave back go to the devices left.
+    let mut healthy: Vec<&dyn Backend> = backends.iter().map(|b| b.as_ref()).collect();
+    let mut todo = days.to_vec();
+    while !todo.is_empty() && !healthy.is_empty() && !halted() {
+        let queue = DayQueue {
+            days: &todo,
+            next: AtomicUsize::new(0),
+            returned: Mutex::new(Vec::new()),
+        };
+        let faulted = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for (i, &backend) in healthy.iter().enumerate() {
+                let (queue, faulted, normalized) = (&queue, &faulted, &normalized);
+                let (summary, write_error, failed) = (&summary, &write_error, &failed);
+                let progress = &progress;
+                s.spawn(move || {
+                    let take = || (!halted()).then(|| queue.take()).flatten();
+                    let load = |day: Day| {
+                        let t = Instant::now();
+                        let loaded = load_day(set, archive, day, params);
+                        // Start copying the day to the device while the day
+                        // before is correlated. A failed copy is not lost:
+                        // the day's correlation copies it again and reports
+                        // why.
+                        if let Some(view) = loaded.view() {
+                            let _ = backend.prefetch(&view);
+                        }
+                        (loaded, t.elapsed())
+                    };
+                    let mut ahead = take().map(load);
+                    while let Some((loaded, load_time)) = ahead.take() {
+                        // A stop asked for while this day was loaded ahead:
+                        // it is left, like the days not started.
+                        if halted() {
+                            return;
+                        }
+                        // The next day is read and processed meanwhile.
+                        let done = std::thread::scope(|s| {
+                            let reading = take().map(|day| s.spawn(move || load(day)));
+                            let r =
+                                process_day(set, normalized, &loaded, load_time, params, backend);
+                            ahead = reading.map(|h| h.join().expect("loading a day"));
+                            r
+                        });
+                        let (status, detections, problems) = match done {
+                            Ok(r) => r,
+                            Err(fault) => {
+                                // The device's state is not trusted with
+                                // another day: its days go to the others.
+                                queue.give_back(loaded.day);
+                                if let Some((next, _)) = &ahead {
+                                    queue.give_back(next.day);
+                                }
+                                progress.log(&format!(
+                                    "{}: {fault}; no more days on {}",
+                                    epoch::format_day(loaded.day),
+                                    backend.name()
+                                ));
+                                summary
+                                    .lock()
+                                    .unwrap()
+                                    .device_faults
+                                    .push(fault.to_string());
+                                faulted.lock().unwrap().push(i);
+                                return;
+                            }
+                        };
+                        drop(loaded);
+                        let written = writer
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .write_day(&status, &detections);
+                        if let Err(e) = written {
+                            failed.store(true, Ordering::SeqCst);
+                            write_error.lock().unwrap().get_or_insert(e);
+                            return;
+                        }
+                        summary.lock().unwrap().count(&status, detections.len());
+                        progress.report_day(&status, &problems);
                     }
-                    days.get(next.fetch_add(1, Ordering::SeqCst)).copied()
-                };
-                let load = |day: Day| {
-                    let t = Instant::now();
-                    let loaded = load_day(set, archive, day, params);
-                    // Start copying the day to the device while the day
-                    // before is correlated. A failed copy is not lost: the
-                    // day's correlation copies it again and reports why.
-                    if let Some(view) = loaded.view() {
-                        let _ = backend.prefetch(&view);
-                    }
-                    (loaded, t.elapsed())
-                };
-                let mut ahead = take().map(load);
-                while let Some((loaded, load_time)) = ahead.take() {
-                    // A stop asked for while this day was loaded ahead:
-                    // it is left, like the days not started.
-                    if stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    // The next day is read and processed meanwhile.
-                    let (status, detections, problems) = std::thread::scope(|s| {
-                        let reading = take().map(|day| s.spawn(move || load(day)));
-                        let r = process_day(set, &loaded, load_time, params, backend);
-                        ahead = reading.map(|h| h.join().expect("loading a day"));
-                        r
-                    });
-                    drop(loaded);
-                    let written = writer
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .write_day(&status, &detections);
-                    if let Err(e) = written {
-                        failed.store(true, Ordering::SeqCst);
-                        write_error.lock().unwrap().get_or_insert(e);
-                        return;
-                    }
-                    let mut sum = summary.lock().unwrap();
-                    match status.status.as_str() {
-                        "done" => sum.days_done += 1,
-                        "no-data" => sum.days_without_data += 1,
-                        _ => sum.days_failed += 1,
-                    }
-                    sum.detections += detections.len();
-                    drop(sum);
-                    progress.report_day(&status, &problems);
-                }
-            });
-        }
-    });
+                });
+            }
+        });
+        let faulted = faulted.into_inner().unwrap();
+        healthy = (0..healthy.len())
+            .filter(|i| !faulted.contains(i))
+            .map(|i| healthy[i])
+            .collect();
+        todo = queue.returned.into_inner().unwrap();
+        todo.sort();
+    }
     progress.finish();
     if let Some(e) = write_error.into_inner().unwrap() {
         return Err(e);

@@ -89,7 +89,7 @@ pub fn with_view<R>(c: &Case, m: usize, f: impl FnOnce(&DayView, &[StackTemplate
                     channel: *ch,
                     pad: *pad,
                     weight: *w,
-                    waveform: normalize_template(wave).unwrap(),
+                    waveform: normalize_template(wave).unwrap().into(),
                 })
                 .collect(),
         })

@@ -5,6 +5,7 @@ mod cluster;
 mod correlate;
 mod cuda;
 mod days;
+mod faults;
 mod hinet;
 mod hostile;
 mod roundtrip;
