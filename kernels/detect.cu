@@ -67,19 +67,26 @@ extern "C" __global__ void radix_select(unsigned *__restrict__ hist, unsigned *_
         h[i] = 0;
 }
 
-// Peak candidates of each template's stack, with the host's rule: strict
-// local extrema of the signed trace (outside the trace counts as 0) whose
-// absolute value exceeds the template's threshold. Candidates are written in
-// any order, at most cap per template; count[t] is the true number, so the
-// host can tell when cap was too small and ask again.
+// Peak candidates of templates' stacks, with the host's rule: strict local
+// extrema of the signed trace (outside the trace counts as 0) whose absolute
+// value exceeds the template's threshold. Grid row r scans template rows[r]
+// and writes its candidates, in any order, to lag/value from offset[r], at
+// most cap[r] of them; count[r] is the true number, so the host can tell
+// when cap[r] was too small and scan that template again with room for all
+// (offsets are prefix sums of the caps, so every row has exactly its room).
 extern "C" __global__ void __launch_bounds__(256)
 candidates(const float *__restrict__ stacks, long long n_lags, const float *__restrict__ thr,
-           unsigned cap, unsigned *__restrict__ count, unsigned *__restrict__ lag,
-           float *__restrict__ value)
+           const unsigned *__restrict__ rows, const unsigned long long *__restrict__ offset,
+           const unsigned *__restrict__ cap, unsigned *__restrict__ count,
+           unsigned *__restrict__ lag, float *__restrict__ value)
 {
-    const int t = blockIdx.y;
+    const int r = blockIdx.y;
+    const unsigned t = rows[r];
     const float *s = stacks + (long long)t * n_lags;
     const float th = thr[t];
+    const unsigned room = cap[r];
+    unsigned *lr = lag + offset[r];
+    float *vr = value + offset[r];
     const long long step = (long long)gridDim.x * blockDim.x;
     for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < n_lags; k += step) {
         const float v = s[k];
@@ -88,10 +95,10 @@ candidates(const float *__restrict__ stacks, long long n_lags, const float *__re
         const float prev = k > 0 ? s[k - 1] : 0.0f;
         const float next = k + 1 < n_lags ? s[k + 1] : 0.0f;
         if ((next - v) * (prev - v) > 0.0f) {
-            const unsigned i = atomicAdd(&count[t], 1u);
-            if (i < cap) {
-                lag[(long long)t * cap + i] = (unsigned)k;
-                value[(long long)t * cap + i] = v;
+            const unsigned i = atomicAdd(&count[r], 1u);
+            if (i < room) {
+                lr[i] = (unsigned)k;
+                vr[i] = v;
             }
         }
     }

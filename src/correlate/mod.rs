@@ -133,6 +133,14 @@ pub struct PeakSpec {
     pub host_memory: usize,
 }
 
+impl PeakSpec {
+    /// The threshold of a template with `n_channels` channels whose stack
+    /// has median |stack| `mad` over the day.
+    pub fn threshold_for(&self, mad: f32, n_channels: usize) -> f32 {
+        detect::threshold(self.threshold_type, self.threshold, mad, n_channels)
+    }
+}
+
 /// A template's result on one day.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TemplatePeaks {
@@ -211,8 +219,7 @@ pub fn host_peaks<B: Backend + ?Sized>(
                 } else {
                     0.0
                 };
-                let threshold =
-                    detect::threshold(spec.threshold_type, spec.threshold, mad, t.channels.len());
+                let threshold = spec.threshold_for(mad, t.channels.len());
                 let peaks = detect::find_peaks(stack, threshold, spec.trig_int, |k| {
                     channels_used(day, t, k) >= spec.min_channels
                 })

@@ -1,0 +1,137 @@
+//! The days in a GPU's memory: copied in through one page-locked buffer on
+//! the copy stream, each with the event that marks its copy complete.
+
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{CudaContext, CudaEvent, CudaSlice, CudaStream, DriverError, PinnedHostSlice};
+
+use super::kernels::DayArgs;
+use crate::correlate::DayView;
+
+/// A day in device memory: `channels × len` samples, then `channels ×
+/// n_lags` values of 1/σ, in one buffer (which may be longer: it has the
+/// staging buffer's length).
+pub struct DeviceDay {
+    pub id: u64,
+    channels: usize,
+    len: usize,
+    pub n_lags: usize,
+    buf: CudaSlice<f32>,
+    /// Recorded on the copy stream after the copy: a compute stream waits
+    /// on it before its first kernel reads the day.
+    pub ready: CudaEvent,
+}
+
+impl DeviceDay {
+    /// Bytes the day takes in device memory.
+    pub fn bytes(&self) -> usize {
+        self.buf.len() * 4
+    }
+
+    pub fn args(&self) -> DayArgs<'_> {
+        let data = self.channels * self.len;
+        DayArgs {
+            x: self.buf.slice(..data),
+            inv: self.buf.slice(data..data + self.channels * self.n_lags),
+            len: self.len,
+            n_lags: self.n_lags,
+        }
+    }
+}
+
+/// The page-locked buffer days are copied through; it grows to the largest
+/// day and is reused.
+struct Staging {
+    buf: PinnedHostSlice<f32>,
+    /// Recorded after the last copy out of `buf`: the host waits on it
+    /// before writing the next day into `buf`.
+    copied: CudaEvent,
+}
+
+/// The days a GPU holds: the one being computed and the one copied in
+/// ahead of it.
+pub struct Days {
+    ctx: Arc<CudaContext>,
+    copy: Arc<CudaStream>,
+    resident: Mutex<Vec<Arc<DeviceDay>>>,
+    staging: Mutex<Option<Staging>>,
+}
+
+impl Days {
+    pub fn new(ctx: Arc<CudaContext>, copy: Arc<CudaStream>) -> Days {
+        Days {
+            ctx,
+            copy,
+            resident: Mutex::new(Vec::new()),
+            staging: Mutex::new(None),
+        }
+    }
+
+    /// Whether the day with this id is in device memory (or being copied).
+    pub fn has(&self, id: u64) -> bool {
+        self.resident.lock().unwrap().iter().any(|d| d.id == id)
+    }
+
+    /// The day in device memory, copied in now unless it was already.
+    pub fn get(&self, day: &DayView) -> Result<Arc<DeviceDay>, DriverError> {
+        let mut resident = self.resident.lock().unwrap();
+        if let Some(d) = resident.iter().find(|d| d.id == day.id) {
+            return Ok(d.clone());
+        }
+        // Keep the latest day (it may be in use) and make room for this
+        // one; an older day is no longer used (its computation has been
+        // synchronized), and its memory is freed once its last user drops
+        // it.
+        let keep = resident.len().saturating_sub(1);
+        resident.drain(..keep);
+        let d = Arc::new(self.upload(day)?);
+        resident.push(d.clone());
+        Ok(d)
+    }
+
+    /// Copy the day's samples and 1/σ through the page-locked buffer into
+    /// device memory, on the copy stream.
+    fn upload(&self, day: &DayView) -> Result<DeviceDay, DriverError> {
+        let (c, len, n_lags) = (day.channels.len(), day.len, day.n_lags());
+        let need = (c * (len + n_lags)).max(1);
+        let mut staging = self.staging.lock().unwrap();
+        if let Some(s) = staging.as_ref() {
+            // The previous day's copy out of the buffer is complete before
+            // the buffer is written again (or freed).
+            s.copied.synchronize()?;
+        }
+        if staging.as_ref().map_or(true, |s| s.buf.len() < need) {
+            *staging = None;
+            // SAFETY: filled below before it is copied.
+            let buf = unsafe { self.ctx.alloc_pinned::<f32>(need) }?;
+            *staging = Some(Staging {
+                buf,
+                copied: self.ctx.new_event(None)?,
+            });
+        }
+        let s = staging.as_mut().expect("allocated above");
+        let host = s.buf.as_mut_slice()?;
+        for (i, ch) in day.channels.iter().enumerate() {
+            host[i * len..(i + 1) * len].copy_from_slice(ch.data);
+            let inv = &ch.norm.inv_std;
+            assert_eq!(
+                inv.len(),
+                n_lags,
+                "normalization of another template length"
+            );
+            host[c * len + i * n_lags..c * len + (i + 1) * n_lags].copy_from_slice(inv);
+        }
+        // SAFETY: every element is written by the copy below.
+        let mut buf = unsafe { self.copy.alloc::<f32>(s.buf.len()) }?;
+        self.copy.memcpy_htod(&s.buf, &mut buf)?;
+        s.copied.record(&self.copy)?;
+        Ok(DeviceDay {
+            id: day.id,
+            channels: c,
+            len,
+            n_lags,
+            buf,
+            ready: self.copy.record_event(None)?,
+        })
+    }
+}

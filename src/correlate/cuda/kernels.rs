@@ -1,0 +1,238 @@
+//! The kernels of `kernels/*.cu`, loaded from the embedded PTX, with one
+//! typed launcher each: the argument lists are written once, here, in the
+//! kernels' order.
+
+use std::sync::Arc;
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, DriverError, LaunchConfig,
+    PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+
+const STACK_PTX: &str = include_str!("../../../kernels/ptx/stack.ptx");
+const DETECT_PTX: &str = include_str!("../../../kernels/ptx/detect.ptx");
+
+/// Threads per block of every kernel but `radix_select` (THREADS in
+/// stack.cu, the launch bounds of detect.cu).
+pub const THREADS: u32 = 256;
+/// Lags per block of `correlate_stack` (TILE in stack.cu).
+pub const STACK_TILE: usize = 1024;
+/// Bins of one radix pass (RADIX_BINS in detect.cu), and the passes as
+/// (shift, bits): 11 + 11 + 10 bits of a float.
+pub const RADIX_BINS: usize = 2048;
+pub const RADIX_PASSES: [(i32, i32); 3] = [(21, 11), (10, 11), (0, 10)];
+/// Elements per thread of the kernels that scan a stack.
+const SCAN_PER_THREAD: usize = 32;
+
+pub struct Kernels {
+    correlate_stack: CudaFunction,
+    radix_histogram: CudaFunction,
+    radix_select: CudaFunction,
+    candidates: CudaFunction,
+}
+
+/// The day in device memory as the stack kernel reads it.
+pub struct DayArgs<'a> {
+    /// `channels × len` samples.
+    pub x: CudaView<'a, f32>,
+    /// `channels × n_lags` moving 1/σ.
+    pub inv: CudaView<'a, f32>,
+    pub len: usize,
+    pub n_lags: usize,
+}
+
+/// A template batch in device memory, in the layout of `correlate_stack`'s
+/// arguments (see stack.cu).
+pub struct BatchArgs {
+    pub templates: usize,
+    pub m: usize,
+    pub waves: CudaSlice<f32>,
+    pub chan: CudaSlice<i32>,
+    pub pad: CudaSlice<i32>,
+    pub weight: CudaSlice<f32>,
+    pub first: CudaSlice<i32>,
+    pub max_pad: CudaSlice<i32>,
+}
+
+/// The state of the radix selection of `2 × templates` order statistics.
+pub struct Selection {
+    pub prefix: CudaSlice<u32>,
+    pub mask: CudaSlice<u32>,
+    pub rank: CudaSlice<u32>,
+    pub hist: CudaSlice<u32>,
+}
+
+/// One launch of `candidates`: rows (templates of the batch) to scan, each
+/// with room for `cap[r]` candidates from `offset[r]` of `lag` and `value`.
+pub struct ScanArgs {
+    pub rows: CudaSlice<u32>,
+    pub offset: CudaSlice<u64>,
+    pub cap: CudaSlice<u32>,
+    pub count: CudaSlice<u32>,
+    pub lag: CudaSlice<u32>,
+    pub value: CudaSlice<f32>,
+}
+
+fn grid(blocks_x: usize, y: usize, z: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (
+            blocks_x.clamp(1, i32::MAX as usize) as u32,
+            y as u32,
+            z as u32,
+        ),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Blocks of a kernel that scans `n` elements of a stack.
+fn scan_blocks(n: usize) -> usize {
+    n.div_ceil(THREADS as usize * SCAN_PER_THREAD)
+}
+
+impl Kernels {
+    /// Load the embedded PTX; an error says which step failed.
+    pub fn load(ctx: &Arc<CudaContext>) -> Result<Kernels, (String, DriverError)> {
+        let load = |ptx: &str| {
+            ctx.load_module(Ptx::from_src(ptx)).map_err(|e| {
+                (
+                    "cannot load the kernels (PTX ISA 8.2 needs driver r535 or later)".to_string(),
+                    e,
+                )
+            })
+        };
+        let (stack, det) = (load(STACK_PTX)?, load(DETECT_PTX)?);
+        let f = |m: &Arc<cudarc::driver::CudaModule>, name: &str| {
+            m.load_function(name).map_err(|e| (name.to_string(), e))
+        };
+        Ok(Kernels {
+            correlate_stack: f(&stack, "correlate_stack")?,
+            radix_histogram: f(&det, "radix_histogram")?,
+            radix_select: f(&det, "radix_select")?,
+            candidates: f(&det, "candidates")?,
+        })
+    }
+
+    /// `correlate_stack`: every lag of every template of `b` into `stacks`
+    /// (`templates × n_lags`); with `zero_tail` the lags some channel
+    /// cannot reach are 0.
+    pub fn correlate_stack(
+        &self,
+        stream: &CudaStream,
+        day: &DayArgs,
+        b: &BatchArgs,
+        zero_tail: bool,
+        stacks: &mut CudaSlice<f32>,
+    ) -> Result<(), DriverError> {
+        assert!(stacks.len() >= b.templates * day.n_lags);
+        let (n, n_lags, m) = (day.len as i64, day.n_lags as i64, b.m as i32);
+        let zero_tail = i32::from(zero_tail);
+        let cfg = grid(day.n_lags.div_ceil(STACK_TILE), b.templates, 1);
+        // SAFETY: the argument list is the kernel's signature (stack.cu);
+        // the grid covers every lag and template, and every index the
+        // kernel forms stays inside the buffers (checked there).
+        unsafe {
+            stream
+                .launch_builder(&self.correlate_stack)
+                .arg(&day.x)
+                .arg(&day.inv)
+                .arg(&n)
+                .arg(&n_lags)
+                .arg(&m)
+                .arg(&b.waves)
+                .arg(&b.chan)
+                .arg(&b.pad)
+                .arg(&b.weight)
+                .arg(&b.first)
+                .arg(&b.max_pad)
+                .arg(&zero_tail)
+                .arg(stacks)
+                .launch(cfg)?;
+        }
+        Ok(())
+    }
+
+    /// The three radix passes that select, for each of `templates` stacks,
+    /// the order statistics `sel.rank` of |stack[a..b)| into `sel.prefix`.
+    pub fn radix_select(
+        &self,
+        stream: &CudaStream,
+        stacks: &CudaSlice<f32>,
+        n_lags: usize,
+        day: std::ops::Range<usize>,
+        templates: usize,
+        sel: &mut Selection,
+    ) -> Result<(), DriverError> {
+        let (n_lags, a, b, n_sel) = (n_lags as i64, day.start as i64, day.end as i64, 2i32);
+        let count = (2 * templates) as i32;
+        let hist_cfg = grid(scan_blocks(day.len()), templates, 2);
+        let select_cfg = LaunchConfig {
+            grid_dim: ((2 * templates).div_ceil(THREADS as usize) as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        for (shift, bits) in RADIX_PASSES {
+            // SAFETY: argument lists as in detect.cu; the histogram grid
+            // has one (template, selection) per (y, z), the selection grid
+            // one thread per selection (extra threads return).
+            unsafe {
+                stream
+                    .launch_builder(&self.radix_histogram)
+                    .arg(stacks)
+                    .arg(&n_lags)
+                    .arg(&a)
+                    .arg(&b)
+                    .arg(&n_sel)
+                    .arg(&sel.prefix)
+                    .arg(&sel.mask)
+                    .arg(&shift)
+                    .arg(&bits)
+                    .arg(&mut sel.hist)
+                    .launch(hist_cfg)?;
+                stream
+                    .launch_builder(&self.radix_select)
+                    .arg(&mut sel.hist)
+                    .arg(&mut sel.prefix)
+                    .arg(&mut sel.mask)
+                    .arg(&mut sel.rank)
+                    .arg(&shift)
+                    .arg(&bits)
+                    .arg(&count)
+                    .launch(select_cfg)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `candidates` over the rows of `scan` (`scan.count` zero on entry).
+    pub fn candidates(
+        &self,
+        stream: &CudaStream,
+        stacks: &CudaSlice<f32>,
+        n_lags: usize,
+        thr: &CudaSlice<f32>,
+        scan: &mut ScanArgs,
+    ) -> Result<(), DriverError> {
+        let n_lags64 = n_lags as i64;
+        let cfg = grid(scan_blocks(n_lags), scan.rows.len(), 1);
+        // SAFETY: argument list as in detect.cu; one grid row per scanned
+        // row, which writes at most cap[r] entries from offset[r] (the
+        // offsets are prefix sums of the caps, within lag and value).
+        unsafe {
+            stream
+                .launch_builder(&self.candidates)
+                .arg(stacks)
+                .arg(&n_lags64)
+                .arg(thr)
+                .arg(&scan.rows)
+                .arg(&scan.offset)
+                .arg(&scan.cap)
+                .arg(&mut scan.count)
+                .arg(&mut scan.lag)
+                .arg(&mut scan.value)
+                .launch(cfg)?;
+        }
+        Ok(())
+    }
+}
