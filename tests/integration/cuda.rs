@@ -1,48 +1,81 @@
 //! The CUDA backend against the CPU backend and the direct f64 oracle: the
-//! same detections, cc within 1e-4. Runs where a CUDA device is present and
-//! says SKIPPED elsewhere.
+//! same detections, cc within 1e-4; its median and candidates bit for bit
+//! the host's on its own stacks. Runs where a CUDA device is present and
+//! says SKIPPED elsewhere; with `TMATCH_REQUIRE_GPU=1` (the GPU check kit)
+//! a missing device or missing data fails instead.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
 
 use tmatch::correlate::cpu::CpuBackend;
 use tmatch::correlate::cuda::CudaBackend;
-use tmatch::correlate::{cuda_devices, Backend, PeakSpec, TemplatePeaks};
+use tmatch::correlate::{cuda_devices, host_peaks, Backend, PeakSpec, TemplatePeaks};
 use tmatch::detect::ThresholdType;
 use tmatch::epoch;
-use tmatch::pipeline::{detect_day, DetectParams, Detection};
+use tmatch::output::{self, RunInfo, TemplateInfo, Writer};
+use tmatch::pipeline::{self, detect_day, DetectParams, Detection};
 
 use crate::correlate::{case, oracle, stacks, with_view};
-use crate::util::{shared, skip};
+use crate::util::{build_templates, s, samples, shared, skip_gpu_test, tmatch_bin};
 
-/// Device 0, or a SKIPPED line saying why there is none.
-fn gpu(test: &str) -> Option<CudaBackend> {
+/// Whether the CPU backend stands in for the GPU (`TMATCH_TEST_DEVICE=cpu`):
+/// the GPU check kit's CPU mode runs these tests so to prove the kit itself.
+fn cpu_stands_in() -> bool {
+    std::env::var("TMATCH_TEST_DEVICE").is_ok_and(|v| v == "cpu")
+}
+
+/// The device under test, GPU 0 (at most `max_batch` templates per batch),
+/// or a SKIPPED line saying why there is none.
+fn gpu(test: &str, max_batch: Option<usize>) -> Option<Box<dyn Backend>> {
+    if cpu_stands_in() {
+        return Some(Box::new(CpuBackend::new()));
+    }
     match cuda_devices() {
-        Ok(n) if n > 0 => Some(CudaBackend::new(0).unwrap()),
+        Ok(n) if n > 0 => {
+            let b = CudaBackend::new(0).unwrap();
+            Some(Box::new(match max_batch {
+                Some(n) => b.with_max_batch(n),
+                None => b,
+            }))
+        }
         Ok(_) => {
-            skip(test, "no CUDA device");
+            skip_gpu_test(test, "no CUDA device");
             None
         }
         Err(why) => {
-            skip(test, &format!("no CUDA device ({why})"));
+            skip_gpu_test(test, &format!("no CUDA device ({why})"));
             None
         }
     }
 }
 
+/// `--device` of the device under test.
+fn device_arg() -> &'static str {
+    if cpu_stands_in() {
+        "cpu"
+    } else {
+        "cuda"
+    }
+}
+
 #[test]
 fn cuda_stack_matches_direct_f64_ncc() {
-    let Some(gpu) = gpu("cuda_stack_matches_direct_f64_ncc") else {
+    let Some(gpu) = gpu("cuda_stack_matches_direct_f64_ncc", None) else {
         return;
     };
-    // Lengths around the kernel's tile (1024 lags) and chunk (128 samples).
+    // Lengths around the kernel's tile and chunk; data on an offset of 100
+    // (the noise has σ ≈ 1.15).
     for (seed, (m, n)) in (100..).zip([
         (16, 40),
         (128, 1151),
         (129, 3000),
         (200, 5000),
         (400, 20011),
+        (800, 70_001),
     ]) {
         let c = case(seed, n, m, 4, 3);
         let want = oracle(&c);
-        let got = stacks(&c, m, &gpu);
+        let got = stacks(&c, m, gpu.as_ref());
         for (t, (g, w)) in got.iter().zip(&want).enumerate() {
             assert_eq!(g.len(), w.len());
             let err = g
@@ -70,35 +103,95 @@ fn assert_same_peaks(cpu: &[TemplatePeaks], gpu: &[TemplatePeaks], what: &str) {
     }
 }
 
+/// Threshold settings that cover each type, `min_channels`, days cut
+/// inside the lags, an empty day, and a threshold of 0 (every local
+/// extremum a candidate: far more than the first scan's room).
+fn specs(n_lags: usize) -> Vec<PeakSpec> {
+    [
+        (ThresholdType::Mad, 6.0, 1, 1000..n_lags - 2000),
+        (ThresholdType::Mad, 4.0, 4, 0..n_lags),
+        (ThresholdType::Abs, 0.3, 1, 3..n_lags - 1),
+        (ThresholdType::AvChanCorr, 0.05, 2, 500..9000),
+        (ThresholdType::Mad, 5.0, 1, 10..10),
+        (ThresholdType::Abs, 0.0, 1, 0..n_lags),
+    ]
+    .into_iter()
+    .map(|(kind, k, min_channels, day)| PeakSpec {
+        threshold_type: kind,
+        threshold: k,
+        trig_int: 37,
+        day,
+        min_channels,
+        host_memory: 1 << 20,
+    })
+    .collect()
+}
+
 #[test]
 fn cuda_peaks_match_the_host() {
-    let Some(gpu) = gpu("cuda_peaks_match_the_host") else {
+    let Some(gpu) = gpu("cuda_peaks_match_the_host", None) else {
         return;
     };
     let (m, n) = (150, 30_000);
     let c = case(7, n, m, 5, 40);
     with_view(&c, m, |view, templates| {
-        let n_lags = view.n_lags();
-        for (kind, k, min_channels, day) in [
-            (ThresholdType::Mad, 6.0, 1, 1000..n_lags - 2000),
-            (ThresholdType::Mad, 8.0, 4, 0..n_lags),
-            (ThresholdType::Abs, 0.3, 1, 3..n_lags - 1),
-            (ThresholdType::AvChanCorr, 0.05, 2, 500..9000),
-            (ThresholdType::Mad, 5.0, 1, 10..10),
-        ] {
-            let spec = PeakSpec {
-                threshold_type: kind,
-                threshold: k,
-                trig_int: 37,
-                day,
-                min_channels,
-                host_memory: 1 << 20,
-            };
+        for spec in specs(view.n_lags()) {
             let want = CpuBackend::new().peaks(view, templates, &spec).unwrap();
             let got = gpu.peaks(view, templates, &spec).unwrap();
-            assert!(want.iter().any(|p| !p.peaks.is_empty()) || spec.day.is_empty());
+            assert!(
+                want.iter().any(|p| !p.peaks.is_empty()) || spec.day.is_empty(),
+                "{spec:?}"
+            );
             assert_same_peaks(&want, &got, &format!("{spec:?}"));
         }
+    });
+}
+
+/// The device's median and candidates are exactly what the host computes
+/// from the device's own stacked traces: the same bits, not just close.
+#[test]
+fn cuda_median_and_candidates_are_the_hosts_on_the_gpus_own_stacks() {
+    let Some(gpu) = gpu(
+        "cuda_median_and_candidates_are_the_hosts_on_the_gpus_own_stacks",
+        None,
+    ) else {
+        return;
+    };
+    let (m, n) = (150, 30_000);
+    let c = case(8, n, m, 5, 40);
+    with_view(&c, m, |view, templates| {
+        for spec in specs(view.n_lags()) {
+            let host = host_peaks(gpu.as_ref(), view, templates, &spec, &mut |_, _| {}).unwrap();
+            let device = gpu.peaks(view, templates, &spec).unwrap();
+            for (t, (h, d)) in host.iter().zip(&device).enumerate() {
+                assert_eq!(h.mad.to_bits(), d.mad.to_bits(), "{spec:?} template {t}");
+                assert_eq!(h, d, "{spec:?} template {t}");
+            }
+        }
+    });
+}
+
+/// Many small batches: both stream pairs, batch offsets and the candidate
+/// rescan give what one batch gives.
+#[test]
+fn cuda_many_batches_give_what_one_batch_gives() {
+    let test = "cuda_many_batches_give_what_one_batch_gives";
+    let (Some(one), Some(small)) = (gpu(test, None), gpu(test, Some(3))) else {
+        return;
+    };
+    let (m, n) = (200, 50_000);
+    let c = case(9, n, m, 6, 17);
+    with_view(&c, m, |view, templates| {
+        for spec in specs(view.n_lags()) {
+            let one = one.peaks(view, templates, &spec).unwrap();
+            let many = small.peaks(view, templates, &spec).unwrap();
+            assert_eq!(one, many, "{spec:?}");
+        }
+        let mut a = vec![Vec::new(); templates.len()];
+        let mut b = a.clone();
+        one.stack(view, templates, &mut a).unwrap();
+        small.stack(view, templates, &mut b).unwrap();
+        assert_eq!(a, b);
     });
 }
 
@@ -128,7 +221,7 @@ fn assert_same_detections(cpu: &[Detection], gpu: &[Detection], what: &str) {
 
 #[test]
 fn cuda_detects_what_the_cpu_detects_on_the_samples() {
-    let Some(gpu) = gpu("cuda_detects_what_the_cpu_detects_on_the_samples") else {
+    let Some(gpu) = gpu("cuda_detects_what_the_cpu_detects_on_the_samples", None) else {
         return;
     };
     let (set, archive) = crate::days::setup();
@@ -139,26 +232,206 @@ fn cuda_detects_what_the_cpu_detects_on_the_samples() {
     for day in ["2024-02-29", "2024-03-01", "2024-03-02"] {
         let d = epoch::parse_day(day).unwrap();
         let cpu = detect_day(&set, &archive, d, &params, &CpuBackend::new()).unwrap();
-        let got = detect_day(&set, &archive, d, &params, &gpu).unwrap();
+        let got = detect_day(&set, &archive, d, &params, gpu.as_ref()).unwrap();
         assert_same_detections(&cpu.detections, &got.detections, day);
     }
 }
 
+/// The day loop with the device: the next day copied in while one is
+/// computed, in batches of two templates.
+#[test]
+fn cuda_day_loop_over_several_days_matches_the_cpu() {
+    let Some(gpu) = gpu("cuda_day_loop_over_several_days_matches_the_cpu", Some(2)) else {
+        return;
+    };
+    let (set, archive) = crate::days::setup();
+    let days = epoch::parse_days("2024-02-28..2024-03-02").unwrap();
+    let params = DetectParams {
+        threshold: 10.0,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, backend: Box<dyn Backend>| {
+        let out = dir.path().join(name);
+        let info = RunInfo {
+            template_checksum: set.checksum(),
+            parameters: "{}".into(),
+            shard: String::new(),
+        };
+        let w = Writer::create(&out, &TemplateInfo::of(&set), &info, "test").unwrap();
+        let w = Mutex::new(w);
+        let stop = AtomicBool::new(false);
+        let s = pipeline::run(&set, &archive, &days, &params, &[backend], &w, &stop).unwrap();
+        assert_eq!((s.days_done, s.days_without_data, s.days_failed), (2, 2, 0));
+        drop(w);
+        output::read(&out).unwrap()
+    };
+    let cpu = run("cpu.h5", Box::new(CpuBackend::new()));
+    let got = run("gpu.h5", gpu);
+    assert_eq!(cpu.days.len(), got.days.len());
+    assert_same_rows(&cpu, &got, "four days, batches of two");
+}
+
+/// Detection rows of two files: the same (template, time), cc within 1e-4.
+fn assert_same_rows(cpu: &output::Detections, gpu: &output::Detections, what: &str) {
+    let key = |r: &output::DetectionRow| (r.template, r.time_ns);
+    assert_eq!(
+        cpu.rows.iter().map(key).collect::<Vec<_>>(),
+        gpu.rows.iter().map(key).collect::<Vec<_>>(),
+        "{what}: detections differ"
+    );
+    let mut worst = 0f32;
+    for (c, g) in cpu.rows.iter().zip(&gpu.rows) {
+        worst = worst
+            .max((c.cc_sum - g.cc_sum).abs())
+            .max((c.mad - g.mad).abs());
+    }
+    for (c, g) in cpu.channels.iter().zip(&gpu.channels) {
+        worst = worst.max((c.cc - g.cc).abs());
+    }
+    eprintln!(
+        "{what}: {} detections on both devices, max |d cc| {worst:.1e}",
+        cpu.rows.len()
+    );
+    assert!(worst < 1e-4, "{what}: cc differs by {worst}");
+}
+
+/// `tmatch detect --device cuda` and `--device cpu` on a generated archive
+/// of several days, with small batches on both (`--memory`, and
+/// `TMATCH_CUDA_MAX_BATCH` on the device).
+#[test]
+fn cuda_command_line_matches_the_cpu_over_several_generated_days() {
+    let test = "cuda_command_line_matches_the_cpu_over_several_generated_days";
+    if gpu(test, None).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w");
+    let run = |args: &[&str], batch: Option<&str>| {
+        let mut c = std::process::Command::new(tmatch_bin());
+        c.args(args);
+        if let Some(b) = batch {
+            c.env(tmatch::correlate::cuda::MAX_BATCH_VAR, b);
+        }
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "tmatch {args:?}:\n{err}");
+        eprint!("{err}");
+    };
+    run(
+        &[
+            "synth",
+            "--day",
+            "2024-01-01",
+            "--days",
+            "3",
+            "--hours",
+            "2",
+            "--stations",
+            "5",
+            "--sources",
+            "60",
+            "-o",
+            s(&w),
+        ],
+        None,
+    );
+    let t = dir.path().join("t.h5");
+    let p = |n: &str| w.join(n).to_str().unwrap().to_string();
+    run(
+        &[
+            "templates",
+            "build",
+            "--picks",
+            &p("picks.csv"),
+            "--events",
+            &p("events.csv"),
+            "--archive",
+            &p("archive"),
+            "--lowcut",
+            "2",
+            "--highcut",
+            "8",
+            "-o",
+            s(&t),
+        ],
+        None,
+    );
+    let detect = |device: &str, batch: Option<&str>| {
+        let out = dir.path().join(format!("{device}-{}.h5", batch.is_some()));
+        run(
+            &[
+                "detect",
+                "--templates",
+                s(&t),
+                "--archive",
+                &p("archive"),
+                "--days",
+                "2024-01-01..2024-01-03",
+                "--memory",
+                "0.02",
+                "--device",
+                device,
+                "-o",
+                s(&out),
+            ],
+            batch,
+        );
+        output::read(&out).unwrap()
+    };
+    let cpu = detect("cpu", None);
+    let gpu = detect(device_arg(), Some("7"));
+    assert!(cpu.rows.len() > 100, "{} detections", cpu.rows.len());
+    assert!(gpu.days.iter().all(|d| d.device.starts_with(device_arg())));
+    assert_same_rows(&cpu, &gpu, "3 generated days");
+}
+
+/// The same on the sample set, through the command line.
+#[test]
+fn cuda_command_line_matches_the_cpu_on_the_samples() {
+    if gpu("cuda_command_line_matches_the_cpu_on_the_samples", None).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = build_templates(dir.path(), &[]);
+    let archive = samples().join("archive");
+    let detect = |name: &str, device: &str| {
+        let out = dir.path().join(format!("{name}.h5"));
+        crate::util::tmatch_ok(&[
+            "detect",
+            "--templates",
+            &t,
+            "--archive",
+            s(&archive),
+            "--days",
+            "2024-02-29..2024-03-01",
+            "--threshold",
+            "10",
+            "--device",
+            device,
+            "-o",
+            s(&out),
+        ]);
+        output::read(&out).unwrap()
+    };
+    let (cpu, gpu) = (detect("cpu", "cpu"), detect("tested", device_arg()));
+    assert!(!cpu.rows.is_empty());
+    assert_same_rows(&cpu, &gpu, "samples");
+}
+
 #[test]
 fn cuda_detects_what_the_cpu_detects_on_hinet() {
+    let test = "cuda_detects_what_the_cpu_detects_on_hinet";
     let Some(shared) = shared() else {
-        return skip(
-            "cuda_detects_what_the_cpu_detects_on_hinet",
-            "../shared (real data and reference) not found",
-        );
+        return skip_gpu_test(test, "../shared (real data and reference) not found");
     };
-    let Some(gpu) = gpu("cuda_detects_what_the_cpu_detects_on_hinet") else {
+    let Some(gpu) = gpu(test, None) else {
         return;
     };
     let (set, archive, params) = crate::hinet::setup(&shared);
     let day = epoch::parse_day("2012-09-02").unwrap();
     let cpu = detect_day(&set, &archive, day, &params, &CpuBackend::new()).unwrap();
-    let got = detect_day(&set, &archive, day, &params, &gpu).unwrap();
+    let got = detect_day(&set, &archive, day, &params, gpu.as_ref()).unwrap();
     // The CPU run meets EQcorrscan's 429 detections (hinet.rs); so must this.
     assert_eq!(cpu.detections.len(), 429);
     assert_same_detections(&cpu.detections, &got.detections, "hinet-s4");

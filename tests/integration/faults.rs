@@ -213,7 +213,7 @@ fn the_gpu_batch_script_fails_where_there_is_no_gpu() {
             "PATH",
             format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
         )
-        .env("TMATCH", env!("CARGO_BIN_EXE_tmatch"))
+        .env("TMATCH", crate::util::tmatch_bin())
         .env("TEMPLATES", &templates)
         .env("ARCHIVE", samples().join("archive"))
         .env("DAYS", DAYS)

@@ -22,9 +22,14 @@ pub fn noise(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The shared folder beside the repository, if present.
+/// The shared folder (real data and references): `TMATCH_SHARED` where
+/// set (the GPU check kit carries its own copy), else beside the
+/// repository, if present.
 pub fn shared() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    let p = std::env::var_os("TMATCH_SHARED").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        PathBuf::from,
+    );
     p.join("reference").is_dir().then_some(p)
 }
 
@@ -33,8 +38,25 @@ pub fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
+/// Skip a test that needs a GPU or its data, except on a machine where the
+/// GPU tests must run (`TMATCH_REQUIRE_GPU=1`, set by the GPU check kit):
+/// there a skip is a failure.
+pub fn skip_gpu_test(test: &str, why: &str) {
+    if std::env::var("TMATCH_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        panic!("{test}: {why}, and TMATCH_REQUIRE_GPU=1");
+    }
+    skip(test, why);
+}
+
+/// The tmatch binary: `TMATCH_BIN` where set (the test binary runs away
+/// from its build, as in the GPU check kit), else the one cargo built.
+pub fn tmatch_bin() -> PathBuf {
+    std::env::var_os("TMATCH_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_tmatch").into(), PathBuf::from)
+}
+
 pub fn tmatch<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tmatch"))
+    Command::new(tmatch_bin())
         .args(args)
         .output()
         .expect("run tmatch")

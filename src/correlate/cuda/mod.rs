@@ -153,6 +153,13 @@ impl CudaBackend {
         })
     }
 
+    /// At most `n` templates per batch (at least one): tests run many
+    /// batches, both stream pairs and the halving path on small inputs.
+    pub fn with_max_batch(mut self, n: usize) -> CudaBackend {
+        self.max_batch = n.clamp(1, MAX_BATCH);
+        self
+    }
+
     /// A driver error as this crate's: out of memory is a problem of the
     /// day (recorded, the run goes on); anything else leaves the device in
     /// a state that cannot be trusted (a fault: it takes no more days).
