@@ -167,6 +167,11 @@ struct DetectArgs {
     /// shard (SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT).
     #[arg(long)]
     shard: Option<Shard>,
+    /// Process only shard J of K of the templates (0 <= J < K: every K-th
+    /// template from the J-th). Detections keep their index in the whole
+    /// set; `tmatch merge` joins the K template shards of each day.
+    #[arg(long, value_name = "J/K")]
+    template_shard: Option<Shard>,
     /// Go on with an existing output of the same run: skip the days it
     /// holds and redo the one that was in flight. Without the file, start it.
     #[arg(long, conflicts_with = "overwrite")]
@@ -343,6 +348,15 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     let days = shard.map_or_else(|| all_days.clone(), |s| s.select(&all_days));
     let set = templates::read(&a.templates)?;
     pipeline::check_span(&set)?;
+    if let Some(t) = a.template_shard {
+        if t.index >= set.templates.len() {
+            bail!(
+                "--template-shard {t}: {} has {} templates, so this shard would have none",
+                a.templates.display(),
+                set.templates.len()
+            );
+        }
+    }
     let archive = Archive::open(&a.archive)?;
     let params = DetectParams {
         threshold: a.threshold,
@@ -351,6 +365,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         min_channels: a.min_channels,
         shift_len: a.shift_len,
         memory_budget: (a.memory * (1u64 << 30) as f64) as usize,
+        template_shard: a.template_shard,
     };
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     // Absolute paths, so that a resumed run or a shard on another node
@@ -365,6 +380,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         })
         .to_string(),
         shard: shard.map(|s| s.to_string()).unwrap_or_default(),
+        template_shard: a.template_shard.map(|s| s.to_string()).unwrap_or_default(),
     };
     let (writer, days) = if a.resume && a.output.exists() {
         let (w, done) = output::Writer::resume(&a.output, &run)?;
@@ -392,9 +408,16 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     let shard_note = shard.map_or(String::new(), |s| {
         format!(" (shard {s}, of {} days requested)", all_days.len())
     });
+    let templates_note = match a.template_shard {
+        Some(t) => format!(
+            "{} of {} templates (template shard {t})",
+            (0..set.templates.len()).filter(|&i| t.contains(i)).count(),
+            set.templates.len()
+        ),
+        None => format!("{} templates", set.templates.len()),
+    };
     eprintln!(
-        "tmatch: {} templates, {} days{shard_note}, device {}",
-        set.templates.len(),
+        "tmatch: {templates_note}, {} days{shard_note}, device {}",
         days.len(),
         names.join(", ")
     );
@@ -466,6 +489,28 @@ fn merge(a: MergeArgs) -> Result<()> {
             r.missing.len(),
             shown.join(", "),
             if r.missing.len() > 10 { ", …" } else { "" }
+        );
+    }
+    if !r.incomplete.is_empty() {
+        let shown: Vec<String> = r
+            .incomplete
+            .iter()
+            .take(10)
+            .map(|(d, lacking)| {
+                let lacking: Vec<String> = lacking.iter().map(|s| s.to_string()).collect();
+                format!(
+                    "{} (missing template shard{} {})",
+                    epoch::format_day(*d),
+                    if lacking.len() > 1 { "s" } else { "" },
+                    lacking.join(", ")
+                )
+            })
+            .collect();
+        eprintln!(
+            "warning: {} days lack some of their template shards and are not merged: {}{}",
+            r.incomplete.len(),
+            shown.join(", "),
+            if r.incomplete.len() > 10 { ", …" } else { "" }
         );
     }
     Ok(())

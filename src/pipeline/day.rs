@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::templates::TemplateSet;
 
 use super::load::{self, Stretch};
+use super::shard::Shard;
 
 /// Detection settings.
 #[derive(Debug, Clone)]
@@ -34,6 +35,11 @@ pub struct DetectParams {
     /// Bytes of host memory allowed for the stacked traces of one template
     /// batch (backends that stack on the host).
     pub memory_budget: usize,
+    /// Correlate only this shard of the templates (`None`: all of them).
+    /// Detections keep their index in the whole set, and the day's data
+    /// are read for every template's channels as without it, so that each
+    /// template's detections are exactly those of a run over all of them.
+    pub template_shard: Option<Shard>,
 }
 
 impl Default for DetectParams {
@@ -45,6 +51,7 @@ impl Default for DetectParams {
             min_channels: 1,
             shift_len: 0.2,
             memory_budget: 2 << 30,
+            template_shard: None,
         }
     }
 }
@@ -103,14 +110,21 @@ struct Prepared {
     template_channel: Vec<usize>,
 }
 
+/// One entry per template of the set; `None` for templates outside
+/// `shard` and for those with no channel in the stretch.
 fn prepare(
     set: &TemplateSet,
     stretch: &Stretch,
+    shard: Option<Shard>,
     problems: &mut Vec<String>,
 ) -> Vec<Option<Prepared>> {
     set.templates
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(ti, t)| {
+            if shard.is_some_and(|s| !s.contains(ti)) {
+                return None;
+            }
             let mut stack = StackTemplate {
                 channels: Vec::new(),
             };
@@ -272,12 +286,13 @@ pub fn detect_loaded(
     };
     result.had_data = true;
     let n_lags = view.n_lags();
-    // The templates with channels in the stretch: their indices, and what
-    // is correlated (moved out, not copied: a large set is gigabytes).
+    // The templates (of the template shard) with channels in the stretch:
+    // their indices in the set, and what is correlated (moved out, not
+    // copied: a large set is gigabytes).
     let mut active = Vec::new();
     let mut template_channels = Vec::new();
     let mut templates = Vec::new();
-    for (i, p) in prepare(set, &stretch, &mut result.problems)
+    for (i, p) in prepare(set, stretch, params.template_shard, &mut result.problems)
         .into_iter()
         .enumerate()
     {
