@@ -166,6 +166,11 @@ struct DetectArgs {
     /// shard (SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT).
     #[arg(long)]
     shard: Option<Shard>,
+    /// Process only shard J of K of the templates (0 <= J < K: every K-th
+    /// template from the J-th). Detections keep their index in the whole
+    /// set; `tmatch merge` joins the K template shards of each day.
+    #[arg(long, value_name = "J/K")]
+    template_shard: Option<Shard>,
     /// Go on with an existing output of the same run: skip the days it
     /// holds and redo the one that was in flight. Without the file, start it.
     #[arg(long, conflicts_with = "overwrite")]
@@ -347,6 +352,15 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     let days = shard.map_or_else(|| all_days.clone(), |s| s.select(&all_days));
     let set = templates::read(&a.templates)?;
     pipeline::check_span(&set)?;
+    if let Some(t) = a.template_shard {
+        if t.index >= set.templates.len() {
+            bail!(
+                "--template-shard {t}: {} has {} templates, so this shard would have none",
+                a.templates.display(),
+                set.templates.len()
+            );
+        }
+    }
     let archive = Archive::open(&a.archive)?;
     let params = DetectParams {
         threshold: a.threshold,
@@ -355,6 +369,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         min_channels: a.min_channels,
         shift_len: a.shift_len,
         memory_budget: (a.memory * (1u64 << 30) as f64) as usize,
+        template_shard: a.template_shard,
     };
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     // Absolute paths, so that a resumed run or a shard on another node
@@ -369,6 +384,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         })
         .to_string(),
         shard: shard.map(|s| s.to_string()).unwrap_or_default(),
+        template_shard: a.template_shard.map(|s| s.to_string()).unwrap_or_default(),
     };
     let (writer, days) = if a.resume && a.output.exists() {
         let (w, done) = output::Writer::resume(&a.output, &run)?;
@@ -395,9 +411,16 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     let shard_note = shard.map_or(String::new(), |s| {
         format!(" (shard {s}, of {} days requested)", all_days.len())
     });
+    let templates_note = match a.template_shard {
+        Some(t) => format!(
+            "{} of {} templates (template shard {t})",
+            (0..set.templates.len()).filter(|&i| t.contains(i)).count(),
+            set.templates.len()
+        ),
+        None => format!("{} templates", set.templates.len()),
+    };
     eprintln!(
-        "tmatch: {} templates, {} days{shard_note}, device {}",
-        set.templates.len(),
+        "tmatch: {templates_note}, {} days{shard_note}, device {}",
         days.len(),
         names.join(", ")
     );
@@ -469,26 +492,40 @@ fn merge(a: MergeArgs) -> Result<()> {
         r.detections,
         a.files.len()
     );
-    let warn = |days: &[epoch::Day], what: &str| {
+    let warn = |days: Vec<String>, what: &str| {
         if days.is_empty() {
             return;
         }
-        let shown: Vec<String> = days
-            .iter()
-            .take(10)
-            .map(|&d| epoch::format_day(d))
-            .collect();
+        let shown: Vec<&str> = days.iter().take(10).map(String::as_str).collect();
         eprintln!(
-            "warning: {} requested days {what}: {}{}",
+            "warning: {} {what}: {}{}",
             days.len(),
             shown.join(", "),
             if days.len() > 10 { ", …" } else { "" }
         );
     };
-    warn(&r.missing, "are in none of the files");
+    let names = |days: &[epoch::Day]| days.iter().map(|&d| epoch::format_day(d)).collect();
+    warn(names(&r.missing), "requested days are in none of the files");
     warn(
-        &r.failed,
-        "failed (rerun their shards with --resume, then merge again)",
+        names(&r.failed),
+        "days failed (rerun their shards with --resume, then merge again)",
+    );
+    let incomplete = r
+        .incomplete
+        .iter()
+        .map(|(d, lacking)| {
+            let lacking: Vec<String> = lacking.iter().map(|s| s.to_string()).collect();
+            format!(
+                "{} (missing template shard{} {})",
+                epoch::format_day(*d),
+                if lacking.len() > 1 { "s" } else { "" },
+                lacking.join(", ")
+            )
+        })
+        .collect();
+    warn(
+        incomplete,
+        "days lack some of their template shards and are not merged",
     );
     Ok(())
 }

@@ -11,7 +11,9 @@
 //!   day's problems are in `/day_problems` (UTF-8 bytes);
 //! * root attributes: `format`, `format_version`, `tmatch_version`,
 //!   `command_line`, `parameters` (JSON), `template_checksum`, `shard`
-//!   (`I/N`, empty when the file covers all requested days).
+//!   (`I/N`, empty when the file covers all requested days) and
+//!   `template_shard` (`J/K`, empty when it covers all templates; a file
+//!   without it, from before it was added, covers them all).
 //!
 //! Written so that a process killed at any moment leaves a file that
 //! opens and holds every completed day. A day's detection, channel and
@@ -30,7 +32,7 @@ use hdf5::{Dataset, Extent, H5Type};
 
 use crate::epoch::{self, Day, Nanos};
 use crate::error::{Error, Result};
-use crate::pipeline::Detection;
+use crate::pipeline::{Detection, Shard};
 use crate::templates::TemplateSet;
 
 pub const FORMAT: &str = "tmatch-detections";
@@ -122,6 +124,8 @@ pub struct RunInfo {
     pub parameters: String,
     /// `I/N` for one shard of the requested days, empty for all of them.
     pub shard: String,
+    /// `J/K` for one shard of the templates, empty for all of them.
+    pub template_shard: String,
 }
 
 /// The template table of a detections file.
@@ -208,7 +212,27 @@ fn read_run_info(path: &Path, file: &hdf5::File) -> Result<RunInfo> {
             .map_err(h5)?,
         parameters: str_attr(file, "parameters").map_err(h5)?,
         shard: str_attr(file, "shard").map_err(h5)?,
+        // Files made before template shards have no such attribute.
+        template_shard: if file
+            .attr_names()
+            .map_err(h5)?
+            .iter()
+            .any(|n| n == "template_shard")
+        {
+            str_attr(file, "template_shard").map_err(h5)?
+        } else {
+            String::new()
+        },
     })
+}
+
+/// How a `template_shard` attribute reads in messages.
+fn template_shard_name(s: &str) -> String {
+    if s.is_empty() {
+        "all templates".to_string()
+    } else {
+        format!("template shard {s}")
+    }
 }
 
 /// The `/days` rows that were written whole, with their problems: a row
@@ -320,6 +344,7 @@ impl Writer {
         str_attr("command_line", command_line)?;
         str_attr("parameters", &run.parameters)?;
         str_attr("shard", &run.shard)?;
+        str_attr("template_shard", &run.template_shard)?;
         file.new_attr::<u32>()
             .create("format_version")
             .and_then(|a| a.write_scalar(&FORMAT_VERSION))
@@ -408,6 +433,16 @@ impl Writer {
                     "made for {}, this run is for {}; cannot resume it",
                     name(&found.shard),
                     name(&run.shard)
+                ),
+            ));
+        }
+        if found.template_shard != run.template_shard {
+            return Err(Error::file(
+                path,
+                format!(
+                    "made for {}, this run is for {}; cannot resume it",
+                    template_shard_name(&found.template_shard),
+                    template_shard_name(&run.template_shard)
                 ),
             ));
         }
@@ -607,11 +642,95 @@ pub struct MergeReport {
     /// Days whose detection failed (written as failed; `--resume` on the
     /// shard that holds them redoes them).
     pub failed: Vec<Day>,
+    /// Days that some of the template shards hold but not all, with the
+    /// template shards they lack: not merged.
+    pub incomplete: Vec<(Day, Vec<Shard>)>,
+}
+
+/// One day's detection rows of a file, each with its channel rows.
+fn day_detections(
+    f: &Detections,
+    rows: std::ops::Range<usize>,
+) -> impl Iterator<Item = (&DetectionRow, &[ChannelRow])> {
+    f.rows[rows].iter().map(|d| {
+        let a = d.first_channel_row as usize;
+        (d, &f.channels[a..a + d.n_channel_rows as usize])
+    })
+}
+
+/// Rows of one day numbered from 0, as [`Writer::write_rows`] takes them.
+fn numbered(dets: Vec<(&DetectionRow, &[ChannelRow])>) -> (Vec<DetectionRow>, Vec<ChannelRow>) {
+    let mut det_rows = Vec::with_capacity(dets.len());
+    let mut ch_rows = Vec::new();
+    for (i, (d, ch)) in dets.into_iter().enumerate() {
+        det_rows.push(DetectionRow {
+            first_channel_row: ch_rows.len() as u64,
+            ..d.clone()
+        });
+        ch_rows.extend(ch.iter().map(|c| ChannelRow {
+            detection: i as u64,
+            ..c.clone()
+        }));
+    }
+    (det_rows, ch_rows)
+}
+
+/// The `/days` row of a day made of every template shard's row, `parts`
+/// in template shard order: done if every part is, no-data if every part
+/// is, failed otherwise (a part that failed, or parts that disagree on
+/// whether the day has data); detections and wall times add up, devices
+/// and problem lines are each listed once.
+fn combined_status(parts: &[(Shard, &DayStatus)]) -> DayStatus {
+    let all = |s: &str| parts.iter().all(|(_, p)| p.status == s);
+    let mut seen = std::collections::HashSet::new();
+    let mut problems: Vec<String> = parts
+        .iter()
+        .flat_map(|(_, p)| p.problems.split('\n'))
+        .filter(|l| !l.is_empty() && seen.insert(*l))
+        .map(str::to_string)
+        .collect();
+    let status = if parts.iter().any(|(_, p)| p.status == "failed") {
+        "failed"
+    } else if all("done") {
+        "done"
+    } else if all("no-data") {
+        "no-data"
+    } else {
+        let none: Vec<String> = parts
+            .iter()
+            .filter(|(_, p)| p.status == "no-data")
+            .map(|(s, _)| s.to_string())
+            .collect();
+        problems.push(format!(
+            "template shards {} found no data where the others found some",
+            none.join(", ")
+        ));
+        "failed"
+    };
+    let mut devices: Vec<&str> = Vec::new();
+    for (_, p) in parts {
+        if !devices.contains(&p.device.as_str()) {
+            devices.push(&p.device);
+        }
+    }
+    DayStatus {
+        day: parts[0].1.day,
+        status: status.to_string(),
+        n_detections: parts.iter().map(|(_, p)| p.n_detections).sum(),
+        wall_s: parts.iter().map(|(_, p)| p.wall_s).sum(),
+        device: devices.join(", "),
+        problems: problems.join("\n"),
+    }
 }
 
 /// Combine detections files of one run (its shards, say) into `output`,
 /// days in order. Files of other template sets or parameters are refused,
-/// and so is a day present in two files.
+/// and so is a day present in two files of the same template shard.
+///
+/// Files of template shards (`J/K`, all of the same `K`) may hold the same
+/// days: a day is merged once all `K` hold it, its detections the union in
+/// the order one run writes them (by time, then template), and is left out
+/// and reported in [`MergeReport::incomplete`] otherwise.
 pub fn merge(inputs: &[PathBuf], output: &Path, command_line: &str) -> Result<MergeReport> {
     let Some(first_path) = inputs.first() else {
         return Err(Error::Input("merge: no input files".into()));
@@ -636,27 +755,60 @@ pub fn merge(inputs: &[PathBuf], output: &Path, command_line: &str) -> Result<Me
             )));
         }
     }
-    // Every day once, in order.
-    let mut days: Vec<(Day, usize, usize)> = Vec::new();
-    for (fi, f) in files.iter().enumerate() {
-        days.extend(f.days.iter().enumerate().map(|(di, d)| (d.day, fi, di)));
-    }
-    days.sort();
-    let twice: Vec<String> = days
-        .windows(2)
-        .filter(|w| w[0].0 == w[1].0)
-        .map(|w| {
+    // Each file's template shard; all of one count.
+    let shards: Vec<Shard> = inputs
+        .iter()
+        .zip(&files)
+        .map(|(p, f)| match f.run.template_shard.as_str() {
+            "" => Ok(Shard { index: 0, count: 1 }),
+            s => s
+                .parse()
+                .map_err(|e| Error::file(p, format!("template_shard attribute: {e}; not merged"))),
+        })
+        .collect::<Result<_>>()?;
+    let k = shards[0].count;
+    if let Some(i) = shards.iter().position(|s| s.count != k) {
+        return Err(Error::file(
+            &inputs[i],
             format!(
-                "{} ({} and {})",
-                epoch::format_day(w[0].0),
+                "made for {}, {} for {}: template shards of different counts are not merged",
+                template_shard_name(&files[i].run.template_shard),
+                first_path.display(),
+                template_shard_name(&first.run.template_shard)
+            ),
+        ));
+    }
+    // Each day's parts (template shard, file, row in its /days), in order;
+    // a day once per template shard.
+    let mut days: std::collections::BTreeMap<Day, Vec<(usize, usize, usize)>> = Default::default();
+    for (fi, f) in files.iter().enumerate() {
+        for (di, d) in f.days.iter().enumerate() {
+            days.entry(d.day)
+                .or_default()
+                .push((shards[fi].index, fi, di));
+        }
+    }
+    let mut twice = Vec::new();
+    for (&day, parts) in &mut days {
+        parts.sort();
+        for w in parts.windows(2).filter(|w| w[0].0 == w[1].0) {
+            let of_shard = if k > 1 {
+                format!(", template shard {}", shards[w[0].1])
+            } else {
+                String::new()
+            };
+            twice.push(format!(
+                "{} ({} and {}{of_shard})",
+                epoch::format_day(day),
                 inputs[w[0].1].display(),
                 inputs[w[1].1].display()
-            )
-        })
-        .collect();
+            ));
+        }
+    }
     if !twice.is_empty() {
         return Err(Error::Input(format!(
-            "merge: days present twice: {}",
+            "merge: days present twice{}: {}",
+            if k > 1 { " in one template shard" } else { "" },
             twice.join(", ")
         )));
     }
@@ -665,45 +817,50 @@ pub fn merge(inputs: &[PathBuf], output: &Path, command_line: &str) -> Result<Me
         .and_then(|v| v.get("days")?.as_str().map(str::to_string))
         .and_then(|s| epoch::parse_days(&s).ok())
         .unwrap_or_default();
-    let present: std::collections::HashSet<Day> = days.iter().map(|d| d.0).collect();
     let run = RunInfo {
         shard: String::new(),
+        template_shard: String::new(),
         ..first.run.clone()
     };
     let mut w = Writer::create(output, &first.templates, &run, command_line)?;
     let ranges: Vec<_> = files.iter().map(|f| f.day_rows()).collect();
     let mut report = MergeReport::default();
-    for &(_, fi, di) in &days {
-        let f = &files[fi];
-        let r = ranges[fi][di].clone();
-        let ch0 = f.rows.get(r.start).map_or(0, |d| d.first_channel_row);
-        let det_rows: Vec<DetectionRow> = f.rows[r.clone()]
+    for (&day, parts) in &days {
+        if parts.len() < k {
+            let lacking = (0..k)
+                .filter(|&j| !parts.iter().any(|p| p.0 == j))
+                .map(|index| Shard { index, count: k })
+                .collect();
+            report.incomplete.push((day, lacking));
+            continue;
+        }
+        let mut dets: Vec<(&DetectionRow, &[ChannelRow])> = parts
             .iter()
-            .map(|d| DetectionRow {
-                first_channel_row: d.first_channel_row - ch0,
-                ..d.clone()
-            })
+            .flat_map(|&(_, fi, di)| day_detections(&files[fi], ranges[fi][di].clone()))
             .collect();
-        let n_ch: u64 = det_rows.iter().map(|d| d.n_channel_rows as u64).sum();
-        let ch_rows: Vec<ChannelRow> = f.channels[ch0 as usize..(ch0 + n_ch) as usize]
-            .iter()
-            .map(|c| ChannelRow {
-                detection: c.detection - r.start as u64,
-                ..c.clone()
-            })
-            .collect();
+        let status = match parts[..] {
+            [(_, fi, di)] => files[fi].days[di].clone(),
+            _ => {
+                // Each template's detections are in one part.
+                dets.sort_by_key(|(d, _)| (d.time_ns, d.template));
+                let of: Vec<(Shard, &DayStatus)> = parts
+                    .iter()
+                    .map(|&(_, fi, di)| (shards[fi], &files[fi].days[di]))
+                    .collect();
+                combined_status(&of)
+            }
+        };
+        if status.status == "failed" {
+            report.failed.push(day);
+        }
+        let (det_rows, ch_rows) = numbered(dets);
         report.detections += det_rows.len();
-        w.write_rows(&f.days[di], det_rows, ch_rows)?;
+        report.days += 1;
+        w.write_rows(&status, det_rows, ch_rows)?;
     }
-    report.days = days.len();
-    report.failed = days
-        .iter()
-        .filter(|&&(_, fi, di)| files[fi].days[di].status == "failed")
-        .map(|d| d.0)
-        .collect();
     report.missing = requested
         .into_iter()
-        .filter(|d| !present.contains(d))
+        .filter(|d| !days.contains_key(d))
         .collect();
     Ok(report)
 }

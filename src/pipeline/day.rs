@@ -20,6 +20,7 @@ use crate::error::Result;
 use crate::templates::TemplateSet;
 
 use super::load::{self, Stretch};
+use super::shard::Shard;
 
 /// Detection settings.
 #[derive(Debug, Clone)]
@@ -36,6 +37,11 @@ pub struct DetectParams {
     /// Bytes of host memory allowed for the stacked traces of one template
     /// batch (backends that stack on the host).
     pub memory_budget: usize,
+    /// Correlate only this shard of the templates (`None`: all of them).
+    /// Detections keep their index in the whole set, and the day's data
+    /// are read for every template's channels as without it, so that each
+    /// template's detections are exactly those of a run over all of them.
+    pub template_shard: Option<Shard>,
 }
 
 impl Default for DetectParams {
@@ -47,6 +53,7 @@ impl Default for DetectParams {
             min_channels: 1,
             shift_len: 0.2,
             memory_budget: 2 << 30,
+            template_shard: None,
         }
     }
 }
@@ -108,12 +115,18 @@ pub struct NormalizedTemplates {
 }
 
 impl NormalizedTemplates {
-    pub fn new(set: &TemplateSet) -> NormalizedTemplates {
+    /// The templates of `shard` (all without one); the others are left
+    /// out, as they are not correlated.
+    pub fn new(set: &TemplateSet, shard: Option<Shard>) -> NormalizedTemplates {
         NormalizedTemplates {
             waveforms: set
                 .templates
                 .par_iter()
-                .map(|t| {
+                .enumerate()
+                .map(|(ti, t)| {
+                    if shard.is_some_and(|s| !s.contains(ti)) {
+                        return Vec::new();
+                    }
                     t.channels
                         .iter()
                         .map(|c| correlate::normalize_template(&c.data).map(Arc::from))
@@ -131,16 +144,23 @@ struct Prepared {
     template_channel: Vec<usize>,
 }
 
+/// One entry per template of the set; `None` for templates outside
+/// `shard` and for those with no channel in the stretch.
 fn prepare(
     set: &TemplateSet,
     normalized: &NormalizedTemplates,
     stretch: &Stretch,
+    shard: Option<Shard>,
     problems: &mut Vec<String>,
 ) -> Vec<Option<Prepared>> {
     set.templates
         .iter()
         .zip(&normalized.waveforms)
-        .map(|(t, waves)| {
+        .enumerate()
+        .map(|(ti, (t, waves))| {
+            if shard.is_some_and(|s| !s.contains(ti)) {
+                return None;
+            }
             let mut stack = StackTemplate {
                 channels: Vec::new(),
             };
@@ -260,7 +280,7 @@ pub fn detect_day(
 ) -> Result<DayResult> {
     detect_loaded(
         set,
-        &NormalizedTemplates::new(set),
+        &NormalizedTemplates::new(set, params.template_shard),
         &load_day(set, archive, day, params),
         params,
         backend,
@@ -281,7 +301,7 @@ pub fn detect_day_with_stacks(
     inspect: &mut dyn FnMut(usize, Nanos, &[f32]),
 ) -> Result<DayResult> {
     let loaded = load_day(set, archive, day, params);
-    let normalized = NormalizedTemplates::new(set);
+    let normalized = NormalizedTemplates::new(set, params.template_shard);
     detect_loaded(set, &normalized, &loaded, params, backend, Some(inspect))
 }
 
@@ -305,14 +325,21 @@ pub fn detect_loaded(
     };
     result.had_data = true;
     let n_lags = view.n_lags();
-    // The templates with channels in the stretch: their indices, and what
-    // is correlated (moved out, not copied: a large set is gigabytes).
+    // The templates (of the template shard) with channels in the stretch:
+    // their indices in the set, and what is correlated (moved out, not
+    // copied: a large set is gigabytes).
     let mut active = Vec::new();
     let mut template_channels = Vec::new();
     let mut templates = Vec::new();
-    for (i, p) in prepare(set, normalized, stretch, &mut result.problems)
-        .into_iter()
-        .enumerate()
+    for (i, p) in prepare(
+        set,
+        normalized,
+        stretch,
+        params.template_shard,
+        &mut result.problems,
+    )
+    .into_iter()
+    .enumerate()
     {
         if let Some(p) = p {
             active.push(i);

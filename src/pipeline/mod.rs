@@ -208,7 +208,7 @@ pub fn run(
     for bad in archive.unreadable() {
         progress.log(&format!("warning: {}: {}", bad.path.display(), bad.reason));
     }
-    let normalized = NormalizedTemplates::new(set);
+    let normalized = NormalizedTemplates::new(set, params.template_shard);
     let summary = Mutex::new(Summary::default());
     let write_error = Mutex::new(None);
     let failed = AtomicBool::new(false);

@@ -1,12 +1,12 @@
-//! Splitting the requested days among the tasks of a Slurm array (or any
-//! set of independent jobs): shard `I` of `N` takes every `N`-th day from
-//! the `I`-th on, so each shard gets the same mix of seasons and years and
-//! the split depends on nothing but the days and `N`.
+//! Splitting work among the tasks of a Slurm array (or any set of
+//! independent jobs), along either axis: the requested days (`--shard`) or
+//! the templates (`--template-shard`). Shard `I` of `N` takes every `N`-th
+//! item from the `I`-th on, so each shard gets the same mix (of seasons and
+//! years, of template sizes and regions) and the split depends on nothing
+//! but the items and `N`.
 
 use std::fmt;
 use std::str::FromStr;
-
-use crate::epoch::Day;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -72,12 +72,18 @@ impl Shard {
         }))
     }
 
-    /// This shard's days, in the order given.
-    pub fn select(&self, days: &[Day]) -> Vec<Day> {
-        days.iter()
+    /// Whether item `i` (0-based, of the full list) is in this shard.
+    pub fn contains(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+
+    /// This shard's items, in the order given.
+    pub fn select<T: Copy>(&self, items: &[T]) -> Vec<T> {
+        items
+            .iter()
             .enumerate()
-            .filter(|(i, _)| i % self.count == self.index)
-            .map(|(_, &d)| d)
+            .filter(|&(i, _)| self.contains(i))
+            .map(|(_, &x)| x)
             .collect()
     }
 }
@@ -85,6 +91,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::epoch::Day;
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |k| {
@@ -103,6 +110,30 @@ mod tests {
         all.sort();
         assert_eq!(all, days);
         assert_eq!(Shard { index: 1, count: 5 }.select(&days)[..2], [101, 106]);
+    }
+
+    #[test]
+    fn template_shards_partition_the_indices_and_are_balanced() {
+        for n in [0, 1, 2, 7, 50, 101] {
+            let all: Vec<usize> = (0..n).collect();
+            for count in 1..=6 {
+                let shards: Vec<Shard> = (0..count).map(|index| Shard { index, count }).collect();
+                let mut union: Vec<usize> = shards.iter().flat_map(|s| s.select(&all)).collect();
+                let sizes: Vec<usize> = shards.iter().map(|s| s.select(&all).len()).collect();
+                union.sort();
+                assert_eq!(union, all, "{n} items, {count} shards");
+                assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+                for i in all.iter().copied() {
+                    let holders: Vec<&Shard> = shards.iter().filter(|s| s.contains(i)).collect();
+                    assert_eq!(holders.len(), 1);
+                    assert!(holders[0].select(&all).contains(&i));
+                }
+            }
+        }
+        let third = Shard { index: 2, count: 3 };
+        assert_eq!(third.select(&(0..10).collect::<Vec<_>>()), [2, 5, 8]);
+        assert_eq!(third.select(&["a", "b", "c", "d", "e", "f"]), ["c", "f"]);
+        assert_eq!(Shard { index: 0, count: 1 }.select(&[4, 5]), [4, 5]);
     }
 
     #[test]

@@ -90,9 +90,11 @@ fn detect(out: &Path, days: &str, extra: &[&str]) -> String {
 /// and its channels.
 type Found = (u32, Nanos, u32, u32, Vec<(u32, u32, u32, i32)>);
 
-/// A detections file by day: status, problems and detections, whatever
-/// order the file holds them in.
-fn by_day(path: &Path) -> BTreeMap<Day, (String, String, Vec<Found>)> {
+/// Days of a detections file: status, problems and detections.
+type ByDay = BTreeMap<Day, (String, String, Vec<Found>)>;
+
+/// A detections file by day, whatever order the file holds them in.
+fn by_day(path: &Path) -> ByDay {
     let d = output::read(path).unwrap_or_else(|e| panic!("{e}"));
     let mut out = BTreeMap::new();
     for (status, rows) in d.days.iter().zip(d.day_rows()) {
@@ -123,11 +125,8 @@ fn by_day(path: &Path) -> BTreeMap<Day, (String, String, Vec<Found>)> {
 }
 
 /// The uninterrupted run over every day, made once.
-fn full_run() -> &'static BTreeMap<Day, (String, String, Vec<Found>)> {
-    static FULL: OnceLock<(
-        tempfile::TempDir,
-        BTreeMap<Day, (String, String, Vec<Found>)>,
-    )> = OnceLock::new();
+fn full_run() -> &'static ByDay {
+    static FULL: OnceLock<(tempfile::TempDir, ByDay)> = OnceLock::new();
     &FULL
         .get_or_init(|| {
             let d = tempfile::tempdir().unwrap();
@@ -289,6 +288,242 @@ fn merged_shards_equal_the_unsharded_run() {
         &["--shard", "1/3", "--resume"],
     ));
     assert!(err.contains("made for shard 0/3"), "{err}");
+}
+
+/// Twelve templates, each of the month's three four times over (copies
+/// adjacent, so each template shard holds some of every source's): equal
+/// detections of different templates at the same times.
+fn twelve_templates() -> &'static Path {
+    static FILE: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            let d = tempfile::tempdir().unwrap();
+            let mut set = tmatch::templates::read(&month().join("templates.h5")).unwrap();
+            set.templates = set
+                .templates
+                .iter()
+                .flat_map(|t| {
+                    (0..4).map(move |k| tmatch::templates::Template {
+                        id: format!("{}-{k}", t.id),
+                        ..t.clone()
+                    })
+                })
+                .collect();
+            let file = d.path().join("twelve.h5");
+            tmatch::templates::write(&set, &file).unwrap();
+            (d, file)
+        })
+        .1
+}
+
+fn detect12(out: &Path, extra: &[&str]) -> String {
+    tmatch_ok(&detect_args_with(twelve_templates(), out, DAYS, extra))
+}
+
+/// With the twelve templates: the unsharded run, and the month in 2 day
+/// shards × 3 template shards, one file each (`d{I}-t{J}.h5`), made once.
+fn template_sharded() -> &'static (tempfile::TempDir, ByDay) {
+    static DIR: OnceLock<(tempfile::TempDir, ByDay)> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        let full = d.path().join("full.h5");
+        detect12(&full, &[]);
+        for i in 0..2 {
+            for j in 0..3 {
+                let out = d.path().join(format!("d{i}-t{j}.h5"));
+                let (shard, tshard) = (format!("{i}/2"), format!("{j}/3"));
+                let err = detect12(&out, &["--shard", &shard, "--template-shard", &tshard]);
+                assert!(
+                    err.contains(&format!("4 of 12 templates (template shard {j}/3)")),
+                    "{err}"
+                );
+            }
+        }
+        let full = by_day(&full);
+        (d, full)
+    })
+}
+
+fn template_shard_file(i: usize, j: usize) -> std::path::PathBuf {
+    template_sharded().0.path().join(format!("d{i}-t{j}.h5"))
+}
+
+#[test]
+fn merged_day_and_template_shards_equal_the_unsharded_run() {
+    let full = &template_sharded().1;
+    assert_eq!(full.len(), N_DAYS);
+    // Copies of a template detect at the same times.
+    let (_, _, found) = full.values().find(|v| !v.2.is_empty()).unwrap();
+    assert!(found.windows(2).any(|w| w[0].1 == w[1].1), "{found:?}");
+    let n_templates = 12;
+    for i in 0..2 {
+        for j in 0..3 {
+            let f = output::read(&template_shard_file(i, j)).unwrap();
+            // The whole template table, the shard recorded, and only the
+            // shard's templates correlated, under their own indices.
+            assert_eq!(f.templates.ids.len(), n_templates);
+            assert_eq!(f.run.shard, format!("{i}/2"));
+            assert_eq!(f.run.template_shard, format!("{j}/3"));
+            assert_eq!(f.days.len(), N_DAYS / 2);
+            assert!(f.rows.iter().all(|r| r.template as usize % 3 == j));
+            assert!(!f.rows.is_empty());
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let merged = dir.path().join("merged.h5");
+    let mut args = vec!["merge".to_string()];
+    // In any order.
+    for (i, j) in [(1, 2), (0, 0), (1, 0), (0, 2), (1, 1), (0, 1)] {
+        args.push(s(&template_shard_file(i, j)).to_string());
+    }
+    args.extend(["-o".to_string(), s(&merged).to_string()]);
+    let err = tmatch_ok(&args);
+    assert!(!err.contains("warning"), "{err}");
+    assert_eq!(&by_day(&merged), full);
+    // A merged day's row: the parts' wall times add up; their devices once.
+    let m = output::read(&merged).unwrap();
+    assert_eq!(m.run.template_shard, "");
+    assert_eq!(m.run.shard, "");
+    let part = output::read(&template_shard_file(0, 0)).unwrap();
+    assert_eq!(m.days[0].device, part.days[0].device);
+    let wall: f64 = (0..3)
+        .map(|j| output::read(&template_shard_file(0, j)).unwrap().days[0].wall_s)
+        .sum();
+    assert!((m.days[0].wall_s - wall).abs() < 1e-9);
+}
+
+#[test]
+fn a_template_shard_resumes_and_refuses_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t1.h5");
+    let args = detect_args_with(
+        twelve_templates(),
+        &out,
+        DAYS,
+        &["--shard", "1/2", "--template-shard", "1/3"],
+    );
+    let (mut child, rx) = spawn(&args);
+    wait_days(&rx, 2).unwrap();
+    signal(&child, "-TERM");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    let kept = by_day(&out).len();
+    assert!((2..N_DAYS / 2).contains(&kept), "{kept} days kept");
+    // Another template shard, or all templates, is refused.
+    let resume = |extra: &[&str]| {
+        let mut a = vec!["--shard", "1/2", "--resume"];
+        a.extend_from_slice(extra);
+        detect_args_with(twelve_templates(), &out, DAYS, &a)
+    };
+    let err = tmatch_fails(&resume(&["--template-shard", "2/3"]));
+    assert!(
+        err.contains("made for template shard 1/3, this run is for template shard 2/3"),
+        "{err}"
+    );
+    let err = tmatch_fails(&resume(&[]));
+    assert!(
+        err.contains("made for template shard 1/3, this run is for all templates"),
+        "{err}"
+    );
+    // The same one goes on to what the uninterrupted run wrote.
+    let err = tmatch_ok(&resume(&["--template-shard", "1/3"]));
+    assert!(
+        err.contains(&format!("{kept} of {} days done", N_DAYS / 2)),
+        "{err}"
+    );
+    assert_eq!(by_day(&out), by_day(&template_shard_file(1, 1)));
+    // A template shard with no template is a mistake.
+    let err = tmatch_fails(&detect_args_with(
+        twelve_templates(),
+        &dir.path().join("none.h5"),
+        DAYS,
+        &["--template-shard", "12/13"],
+    ));
+    assert!(err.contains("has 12 templates"), "{err}");
+    // And a file of all templates is not resumed as a template shard.
+    let one = dir.path().join("one.h5");
+    detect12(&one, &["--shard", "0/30"]);
+    let err = tmatch_fails(&detect_args_with(
+        twelve_templates(),
+        &one,
+        DAYS,
+        &["--shard", "0/30", "--template-shard", "0/3", "--resume"],
+    ));
+    assert!(
+        err.contains("made for all templates, this run is for template shard 0/3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn merge_refuses_mixed_or_overlapping_template_shards_and_reports_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = |extra: &[&Path]| {
+        let mut a: Vec<String> = vec!["merge".into()];
+        for i in 0..2 {
+            for j in 0..3 {
+                a.push(s(&template_shard_file(i, j)).into());
+            }
+        }
+        a.extend(extra.iter().map(|p| s(p).to_string()));
+        a
+    };
+    let with_out = |mut a: Vec<String>, name: &str| {
+        a.extend(["-o".into(), s(&dir.path().join(name)).to_string()]);
+        a
+    };
+    // One day (the first) in 2 template shards, or in all templates.
+    let halves = dir.path().join("halves.h5");
+    detect12(&halves, &["--shard", "0/30", "--template-shard", "0/2"]);
+    let err = tmatch_fails(&with_out(all(&[&halves]), "a.h5"));
+    assert!(
+        err.contains("halves.h5")
+            && err.contains("d0-t0.h5")
+            && err.contains("template shards of different counts"),
+        "{err}"
+    );
+    let whole = dir.path().join("whole.h5");
+    detect12(&whole, &["--shard", "0/30"]);
+    let err = tmatch_fails(&with_out(all(&[&whole]), "b.h5"));
+    assert!(
+        err.contains("whole.h5")
+            && err.contains("made for all templates")
+            && err.contains("different counts"),
+        "{err}"
+    );
+    // The first day again in template shard 1/3: present twice.
+    let again = dir.path().join("again.h5");
+    detect12(&again, &["--shard", "0/30", "--template-shard", "1/3"]);
+    let err = tmatch_fails(&with_out(all(&[&again]), "c.h5"));
+    assert!(
+        err.contains("days present twice in one template shard")
+            && err.contains("2023-12-31 (")
+            && err.contains("d0-t1.h5 and")
+            && err.contains("again.h5, template shard 1/3)"),
+        "{err}"
+    );
+    for name in ["a.h5", "b.h5", "c.h5"] {
+        assert!(!dir.path().join(name).exists(), "{name}");
+    }
+    // Template shard 2/3 of the second day shard missing: its days are
+    // reported and left out, the others merged.
+    let mut a: Vec<String> = all(&[]);
+    a.retain(|f| !f.ends_with("d1-t2.h5"));
+    let part = dir.path().join("part.h5");
+    let err = tmatch_ok(&with_out(a, "part.h5"));
+    assert!(
+        err.contains("15 days lack some of their template shards and are not merged")
+            && err.contains("2024-01-01 (missing template shard 2/3)"),
+        "{err}"
+    );
+    let got = by_day(&part);
+    assert_eq!(got.len(), N_DAYS / 2);
+    let full = &template_sharded().1;
+    let first = *full.keys().next().unwrap();
+    for (day, v) in &got {
+        assert_eq!((day - first) % 2, 0);
+        assert_eq!(Some(v), full.get(day));
+    }
 }
 
 /// Start tmatch; the receiver gets each line it logs.
@@ -520,7 +755,8 @@ fn several_backends_share_the_days() {
 #[test]
 fn the_slurm_example_scripts_run_a_sharded_job_and_merge_it() {
     // The batch scripts as Slurm would run them, `srun` being a plain exec:
-    // an array of three tasks numbered from 1, then the merge.
+    // an array of three tasks numbered from 1, then the merge; then with
+    // TEMPLATE_SHARDS=2, an array of six: 3 day shards × 2 template shards.
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
@@ -528,8 +764,7 @@ fn the_slurm_example_scripts_run_a_sharded_job_and_merge_it() {
     std::fs::write(&srun, "#!/bin/sh\nexec \"$@\"\n").unwrap();
     std::fs::set_permissions(&srun, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm");
-    let out = dir.path().join("run");
-    let run = |script: &str, task: Option<usize>| {
+    let run = |script: &str, out: &Path, task: Option<(usize, usize)>, env: &[(&str, &str)]| {
         let mut c = Command::new("bash");
         c.arg(scripts.join(script))
             .env(
@@ -540,13 +775,14 @@ fn the_slurm_example_scripts_run_a_sharded_job_and_merge_it() {
             .env("TEMPLATES", month().join("templates.h5"))
             .env("ARCHIVE", month().join("archive"))
             .env("DAYS", DAYS)
-            .env("OUT", &out)
-            .env("TMATCH_ARGS", "--threshold 10 --trig-int 6");
-        if let Some(t) = task {
+            .env("OUT", out)
+            .env("TMATCH_ARGS", "--threshold 10 --trig-int 6")
+            .envs(env.iter().copied());
+        if let Some((t, count)) = task {
             c.env("SLURM_ARRAY_JOB_ID", "77")
                 .env("SLURM_ARRAY_TASK_ID", t.to_string())
                 .env("SLURM_ARRAY_TASK_MIN", "1")
-                .env("SLURM_ARRAY_TASK_COUNT", "3");
+                .env("SLURM_ARRAY_TASK_COUNT", count.to_string());
         }
         let o = c.output().unwrap();
         assert!(
@@ -555,9 +791,92 @@ fn the_slurm_example_scripts_run_a_sharded_job_and_merge_it() {
             String::from_utf8_lossy(&o.stderr)
         );
     };
+    let out = dir.path().join("run");
     for task in 1..=3 {
-        run("detect-cpu.sbatch", Some(task));
+        run("detect-cpu.sbatch", &out, Some((task, 3)), &[]);
     }
-    run("merge.sbatch", None);
+    run("merge.sbatch", &out, None, &[]);
     assert_eq!(&by_day(&out.join("detections.h5")), full_run());
+
+    let out = dir.path().join("run-t");
+    let env = [("TEMPLATE_SHARDS", "2")];
+    for task in 1..=6 {
+        run("detect-cpu.sbatch", &out, Some((task, 6)), &env);
+    }
+    for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)] {
+        let f = output::read(&out.join(format!("shard-{i}-t{j}.h5"))).unwrap();
+        assert_eq!(
+            (f.run.shard, f.run.template_shard),
+            (format!("{i}/3"), format!("{j}/2"))
+        );
+    }
+    run("merge.sbatch", &out, None, &env);
+    assert_eq!(&by_day(&out.join("detections.h5")), full_run());
+}
+
+#[test]
+fn the_submit_script_sizes_the_array_for_template_shards() {
+    // `sbatch` records its arguments and answers a job id.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = dir.path().join("sbatch.log");
+    std::fs::write(
+        bin.join("sbatch"),
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\necho 41\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("sbatch"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let submit = |args: &[&str], env: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&log);
+        let o = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm/submit"))
+            .args(args)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        (
+            o.status.success(),
+            calls,
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (ok, calls, _) = submit(&["--cpu"], &[("TEMPLATE_SHARDS", "3"), ("DAY_SHARDS", "5")]);
+    let calls: Vec<&str> = calls.lines().collect();
+    assert!(ok && calls.len() == 2, "{calls:?}");
+    assert!(
+        calls[0].contains("--array=0-14") && calls[0].ends_with("detect-cpu.sbatch"),
+        "{calls:?}"
+    );
+    assert!(
+        calls[1].contains("--dependency=afterok:41") && calls[1].ends_with("merge.sbatch"),
+        "{calls:?}"
+    );
+    // 32 day shards unless told; without TEMPLATE_SHARDS the array is the
+    // script's or the caller's.
+    let (_, calls, _) = submit(&[], &[("TEMPLATE_SHARDS", "2")]);
+    assert!(
+        calls.lines().next().unwrap().contains("--array=0-63"),
+        "{calls}"
+    );
+    let (_, calls, _) = submit(&["--array=0-7"], &[]);
+    assert_eq!(
+        calls.lines().next().unwrap().matches("--array").count(),
+        1,
+        "{calls}"
+    );
+    let (ok, calls, err) = submit(&["--array=0-7"], &[("TEMPLATE_SHARDS", "2")]);
+    assert!(
+        !ok && calls.is_empty() && err.contains("DAY_SHARDS"),
+        "{err}"
+    );
 }

@@ -257,6 +257,7 @@ fn cuda_day_loop_over_several_days_matches_the_cpu() {
             template_checksum: set.checksum(),
             parameters: "{}".into(),
             shard: String::new(),
+            template_shard: String::new(),
         };
         let w = Writer::create(&out, &TemplateInfo::of(&set), &info, "test").unwrap();
         let w = Mutex::new(w);

@@ -74,6 +74,7 @@ fn run_info() -> RunInfo {
         template_checksum: 1,
         parameters: format!("{{\"days\":\"{DAYS}\"}}"),
         shard: String::new(),
+        template_shard: String::new(),
     }
 }
 

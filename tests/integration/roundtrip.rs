@@ -222,6 +222,7 @@ fn detections_file_round_trip() {
         template_checksum: set.checksum(),
         parameters: r#"{"days":"2021-06-01..2021-06-04"}"#.into(),
         shard: String::new(),
+        template_shard: String::new(),
     };
     let info = TemplateInfo::of(&set);
     let mut w = Writer::create(&p, &info, &run, "tmatch detect ...").unwrap();
@@ -331,6 +332,174 @@ fn detections_file_round_trip() {
         .to_string();
     assert!(
         err.contains("c.h5") && err.contains("another template set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn template_shard_files_merge_day_by_day_and_older_files_hold_all_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = small_set();
+    let info = TemplateInfo::of(&set);
+    let day = epoch::day_of(t0());
+    let run = |template_shard: &str| RunInfo {
+        template_checksum: set.checksum(),
+        parameters: r#"{"days":"2021-06-01..2021-06-02"}"#.into(),
+        shard: String::new(),
+        template_shard: template_shard.into(),
+    };
+    // Channel picks numbered by the detection's own time, to follow them.
+    let det = |t: usize, s: i64, n: usize| Detection {
+        template: t,
+        time: t0() + s * NS_PER_S,
+        cc_sum: s as f32,
+        mean_cc: 0.5,
+        threshold: 1.0,
+        mad: 0.1,
+        n_channels: n,
+        channels: (0..n)
+            .map(|c| ChannelPick {
+                channel: c,
+                cc: s as f32,
+                best_cc: 0.8,
+                best_lag: c as i32,
+            })
+            .collect(),
+    };
+    let status = |day, status: &str, wall_s, device: &str, problems: &str| DayStatus {
+        day,
+        status: status.into(),
+        n_detections: 0,
+        wall_s,
+        device: device.into(),
+        problems: problems.into(),
+    };
+    // Template 0 is shard 0/2's, template 1 shard 1/2's.
+    let (a, b) = (dir.path().join("t0.h5"), dir.path().join("t1.h5"));
+    let mut wa = Writer::create(&a, &info, &run("0/2"), "a").unwrap();
+    wa.write_day(
+        &status(
+            day,
+            "done",
+            1.0,
+            "cpu",
+            "XX.A..HHZ: no data\ntemplate ev1: flat",
+        ),
+        &[det(0, 10, 2), det(0, 30, 1)],
+    )
+    .unwrap();
+    wa.write_day(&status(day + 1, "failed", 0.5, "cpu", "boom"), &[])
+        .unwrap();
+    drop(wa);
+    let mut wb = Writer::create(&b, &info, &run("1/2"), "b").unwrap();
+    wb.write_day(
+        &status(day, "done", 2.0, "cuda:0", "XX.A..HHZ: no data"),
+        &[det(1, 10, 1), det(1, 20, 2)],
+    )
+    .unwrap();
+    wb.write_day(
+        &status(day + 1, "done", 0.25, "cpu", ""),
+        &[det(1, 86400 + 4, 1)],
+    )
+    .unwrap();
+    drop(wb);
+    let m = dir.path().join("m.h5");
+    let report = output::merge(&[b.clone(), a.clone()], &m, "merge").unwrap();
+    assert_eq!((report.days, report.detections), (2, 5));
+    assert!(report.missing.is_empty() && report.incomplete.is_empty());
+    let merged = output::read(&m).unwrap();
+    assert_eq!(merged.run, run(""));
+    let by_time: Vec<(u32, i64)> = merged
+        .rows
+        .iter()
+        .map(|r| (r.template, (r.time_ns - t0()) / NS_PER_S))
+        .collect();
+    assert_eq!(by_time, [(0, 10), (1, 10), (1, 20), (0, 30), (1, 86404)]);
+    // Each row's channel rows follow it, renumbered.
+    let mut at = 0;
+    for (i, r) in merged.rows.iter().enumerate() {
+        assert_eq!(r.first_channel_row, at);
+        for c in &merged.channels[at as usize..(at + r.n_channel_rows as u64) as usize] {
+            assert_eq!((c.detection, c.cc), (i as u64, r.cc_sum));
+        }
+        at += r.n_channel_rows as u64;
+    }
+    assert_eq!(at as usize, merged.channels.len());
+    let d0 = &merged.days[0];
+    assert_eq!(
+        (
+            d0.status.as_str(),
+            d0.n_detections,
+            d0.wall_s,
+            d0.device.as_str()
+        ),
+        ("done", 4, 3.0, "cpu, cuda:0")
+    );
+    assert_eq!(d0.problems, "XX.A..HHZ: no data\ntemplate ev1: flat");
+    let d1 = &merged.days[1];
+    assert_eq!(
+        (d1.status.as_str(), d1.n_detections, d1.problems.as_str()),
+        ("failed", 1, "boom")
+    );
+
+    // A day with data in one template shard and none in the other: failed,
+    // saying so.
+    let (c, e) = (dir.path().join("c.h5"), dir.path().join("e.h5"));
+    let mut wc = Writer::create(&c, &info, &run("0/2"), "c").unwrap();
+    wc.write_day(&status(day, "no-data", 0.1, "cpu", ""), &[])
+        .unwrap();
+    drop(wc);
+    let mut we = Writer::create(&e, &info, &run("1/2"), "e").unwrap();
+    we.write_day(&status(day, "done", 0.1, "cpu", ""), &[det(1, 10, 1)])
+        .unwrap();
+    drop(we);
+    let m2 = dir.path().join("m2.h5");
+    output::merge(&[c.clone(), e.clone()], &m2, "merge").unwrap();
+    let d = &output::read(&m2).unwrap().days[0];
+    assert_eq!(d.status, "failed");
+    assert!(
+        d.problems.contains("template shards 0/2 found no data"),
+        "{}",
+        d.problems
+    );
+    // Only one of them: the day is reported, not written.
+    let m3 = dir.path().join("m3.h5");
+    let report = output::merge(std::slice::from_ref(&e), &m3, "merge").unwrap();
+    assert_eq!(report.days, 0);
+    assert_eq!(
+        report.incomplete,
+        vec![(day, vec!["0/2".parse::<tmatch::pipeline::Shard>().unwrap()])]
+    );
+    assert!(output::read(&m3).unwrap().days.is_empty());
+
+    // A file from before template shards (no such attribute) holds all
+    // templates: read, resumed and merged as such.
+    let old = dir.path().join("old.h5");
+    let mut w = Writer::create(&old, &info, &run(""), "old").unwrap();
+    w.write_day(&status(day, "done", 0.1, "cpu", ""), &[det(0, 10, 2)])
+        .unwrap();
+    drop(w);
+    hdf5::File::open_rw(&old)
+        .unwrap()
+        .delete_attr("template_shard")
+        .unwrap();
+    assert_eq!(output::read(&old).unwrap().run, run(""));
+    let err = Writer::resume(&old, &run("0/2")).err().unwrap().to_string();
+    assert!(
+        err.contains("made for all templates, this run is for template shard 0/2"),
+        "{err}"
+    );
+    let (_, done) = Writer::resume(&old, &run("")).unwrap();
+    assert_eq!(done.len(), 1);
+    let err = output::merge(
+        &[old.clone(), a.clone()],
+        &dir.path().join("m4.h5"),
+        "merge",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("t0.h5") && err.contains("different counts"),
         "{err}"
     );
 }

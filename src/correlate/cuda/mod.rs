@@ -153,6 +153,23 @@ impl CudaBackend {
         })
     }
 
+    /// The GPU's fp32 peak in FLOP/s (an FMA counted as two): its
+    /// multiprocessors × fp32 lanes per multiprocessor × 2 × its highest
+    /// clock. `None` for an architecture this does not know.
+    pub fn fp32_peak(&self) -> Option<f64> {
+        use sys::CUdevice_attribute::*;
+        let at = |a| self.ctx.attribute(a).ok();
+        let (major, minor) = self.ctx.compute_capability().ok()?;
+        let lanes = match (major, minor) {
+            (7, _) | (8, 0) => 64.0,
+            (8, _) | (9, _) | (10, _) | (12, _) => 128.0,
+            _ => return None,
+        };
+        let sms = at(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as f64;
+        let khz = at(CU_DEVICE_ATTRIBUTE_CLOCK_RATE)? as f64;
+        Some(sms * lanes * 2.0 * khz * 1e3)
+    }
+
     /// At most `n` templates per batch (at least one): tests run many
     /// batches, both stream pairs and the halving path on small inputs.
     pub fn with_max_batch(mut self, n: usize) -> CudaBackend {
