@@ -30,13 +30,25 @@ use crate::error::{Error, Result};
 const STACK_PTX: &str = include_str!("../../kernels/ptx/stack.ptx");
 const DETECT_PTX: &str = include_str!("../../kernels/ptx/detect.ptx");
 
-/// Threads per block of every kernel but `radix_select`.
-const THREADS: u32 = 256;
-/// Lags per block of `correlate_stack` (THREADS × PER_THREAD in stack.cu).
-const STACK_TILE: usize = 1024;
+/// Threads per block of every kernel but `radix_select` (THREADS in
+/// stack.cu, `__launch_bounds__` in detect.cu).
+pub(super) const THREADS: u32 = 256;
+/// Consecutive lags per thread of `correlate_stack` (LAGS in stack.cu).
+pub(super) const STACK_LAGS: usize = 12;
+/// Lags per block of `correlate_stack` (TILE in stack.cu).
+pub(super) const STACK_TILE: usize = THREADS as usize * STACK_LAGS;
+/// Template samples per pass of `correlate_stack`'s inner loop and per
+/// staged chunk (STEP and CHUNK in stack.cu), and the data samples its
+/// per-tile offset is chosen from (PROBES).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) const STACK_STEP: usize = 16;
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) const STACK_CHUNK: usize = 256;
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) const STACK_PROBES: usize = 32;
 /// Bins of one radix pass (RADIX_BINS in detect.cu), and the passes as
 /// (shift, bits): 11 + 11 + 10 bits of a float.
-const RADIX_BINS: usize = 2048;
+pub(super) const RADIX_BINS: usize = 2048;
 const RADIX_PASSES: [(i32, i32); 3] = [(21, 11), (10, 11), (0, 10)];
 /// Elements per thread of the kernels that scan a stack.
 const SCAN_PER_THREAD: usize = 32;
