@@ -32,13 +32,17 @@ fn cuda_stack_matches_direct_f64_ncc() {
     let Some(gpu) = gpu("cuda_stack_matches_direct_f64_ncc") else {
         return;
     };
-    // Lengths around the kernel's tile (1024 lags) and chunk (128 samples).
+    // Lengths around the kernel's tile (3072 lags), pass (16 samples) and
+    // chunk (256 samples): one whole tile, one lag past it, whole and
+    // partial chunks.
     for (seed, (m, n)) in (100..).zip([
         (16, 40),
-        (128, 1151),
-        (129, 3000),
+        (128, 3199),
+        (129, 3201),
         (200, 5000),
+        (256, 6400),
         (400, 20011),
+        (800, 9001),
     ]) {
         let c = case(seed, n, m, 4, 3);
         let want = oracle(&c);
