@@ -14,6 +14,8 @@
 pub mod cpu;
 pub mod cuda;
 mod device;
+#[cfg(test)]
+mod kernel_model;
 pub mod naive;
 pub mod norm;
 

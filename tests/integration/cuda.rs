@@ -63,14 +63,17 @@ fn cuda_stack_matches_direct_f64_ncc() {
     let Some(gpu) = gpu("cuda_stack_matches_direct_f64_ncc", None) else {
         return;
     };
-    // Lengths around the kernel's tile and chunk; data on an offset of 100
-    // (the noise has σ ≈ 1.15).
+    // Lengths around the kernel's tile (3072 lags), pass (16 samples) and
+    // chunk (256 samples): one whole tile, one lag past it, whole and
+    // partial chunks; data on an offset of 100 (the noise has σ ≈ 1.15).
     for (seed, (m, n)) in (100..).zip([
         (16, 40),
-        (128, 1151),
-        (129, 3000),
+        (128, 3199),
+        (129, 3201),
         (200, 5000),
+        (256, 6400),
         (400, 20011),
+        (800, 9001),
         (800, 70_001),
     ]) {
         let c = case(seed, n, m, 4, 3);

@@ -14,10 +14,21 @@ const STACK_PTX: &str = include_str!("../../../kernels/ptx/stack.ptx");
 const DETECT_PTX: &str = include_str!("../../../kernels/ptx/detect.ptx");
 
 /// Threads per block of every kernel but `radix_select` (THREADS in
-/// stack.cu, the launch bounds of detect.cu).
+/// stack.cu, `__launch_bounds__` in detect.cu).
 pub const THREADS: u32 = 256;
+/// Consecutive lags per thread of `correlate_stack` (LAGS in stack.cu).
+pub const STACK_LAGS: usize = 12;
 /// Lags per block of `correlate_stack` (TILE in stack.cu).
-pub const STACK_TILE: usize = 1024;
+pub const STACK_TILE: usize = THREADS as usize * STACK_LAGS;
+/// Template samples per pass of `correlate_stack`'s inner loop and per
+/// staged chunk (STEP and CHUNK in stack.cu), and the data samples its
+/// per-tile offset is chosen from (PROBES): read by the kernel's CPU model.
+#[cfg(test)]
+pub const STACK_STEP: usize = 16;
+#[cfg(test)]
+pub const STACK_CHUNK: usize = 256;
+#[cfg(test)]
+pub const STACK_PROBES: usize = 32;
 /// Bins of one radix pass (RADIX_BINS in detect.cu), and the passes as
 /// (shift, bits): 11 + 11 + 10 bits of a float.
 pub const RADIX_BINS: usize = 2048;

@@ -22,7 +22,7 @@
 //! events are what this code relies on.)
 
 mod day;
-mod kernels;
+pub(super) mod kernels;
 
 use std::collections::VecDeque;
 use std::ops::Range;
