@@ -126,8 +126,11 @@ fn report(name: &str, what: &str, m: usize, secs: f64, work: f64, peak: Option<f
 
 fn main() {
     let a = args();
-    let want = |d: &str| a.device.as_deref().is_none_or(|w| w == d);
-    let mut backends: Vec<(Box<dyn Backend>, Option<f64>, usize, usize)> = Vec::new();
+    let want = |d: &str| a.device.as_deref().map_or(true, |w| w == d);
+    // Each backend with its fp32 peak and its numbers of templates for the
+    // day and for the scale check.
+    type Measured = (Box<dyn Backend>, Option<f64>, usize, usize);
+    let mut backends: Vec<Measured> = Vec::new();
     if want("cpu") {
         backends.push((Box::new(CpuBackend::new()), None, 8, 50));
     }

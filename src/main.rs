@@ -65,7 +65,7 @@ enum Command {
 #[derive(Subcommand)]
 enum TemplatesCommand {
     /// Cut templates around catalogue picks from the archive.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Print what a template file holds.
     Info {
         /// templates.h5
@@ -342,6 +342,8 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         eprintln!("tmatch: {line}");
     }
     let Days(days_arg, all_days) = a.days;
+    // NaN is refused too.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(a.memory > 0.0) {
         bail!("--memory must be positive");
     }
@@ -543,7 +545,7 @@ fn export(a: ExportArgs) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::Templates(TemplatesCommand::Build(a)) => build(a),
+        Command::Templates(TemplatesCommand::Build(a)) => build(*a),
         Command::Templates(TemplatesCommand::Info { file }) => info(&file),
         Command::Detect(a) => match detect(a) {
             Ok(code) => return code,

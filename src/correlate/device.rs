@@ -7,11 +7,15 @@ use super::cuda::CudaBackend;
 use super::Backend;
 use crate::error::{Error, Result};
 
+/// The backends opened, and the line to log when `auto` fell back to the
+/// CPU.
+pub type Opened = (Vec<Box<dyn Backend>>, Option<String>);
+
 /// One backend per device named by `device`, and the line to log when
 /// `auto` falls back to the CPU. `auto` takes every visible GPU, or the CPU
 /// when there is none or no driver; `cuda` takes every visible GPU and is an
 /// error without one; `cuda:0,2` takes those.
-pub fn open_backends(device: &str) -> Result<(Vec<Box<dyn Backend>>, Option<String>)> {
+pub fn open_backends(device: &str) -> Result<Opened> {
     let cpu = || -> Vec<Box<dyn Backend>> { vec![Box::new(CpuBackend::new())] };
     let refuse = |why: String| Error::Device(format!("--device {device}: {why}"));
     match device {

@@ -105,6 +105,8 @@ pub fn normalize_template(t: &[f32]) -> Option<Vec<f32>> {
     let mean = t.iter().map(|&v| v as f64).sum::<f64>() / m;
     let var = t.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / m;
     let std = var.sqrt();
+    // Written so that NaN (an empty or non-finite waveform) is flat too.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(std > 0.0) || !std.is_finite() || var <= 1e-12 * (mean * mean) {
         return None;
     }

@@ -305,6 +305,10 @@ pub fn detect_day_with_stacks(
     detect_loaded(set, &normalized, &loaded, params, backend, Some(inspect))
 }
 
+/// What sees each template's stacked trace: `(template index, time of
+/// lag 0, stack)`.
+pub type Inspect<'a> = &'a mut dyn FnMut(usize, Nanos, &[f32]);
+
 /// Correlate, stack and detect on a loaded day.
 pub fn detect_loaded(
     set: &TemplateSet,
@@ -312,7 +316,7 @@ pub fn detect_loaded(
     loaded: &LoadedDay,
     params: &DetectParams,
     backend: &dyn Backend,
-    inspect: Option<&mut dyn FnMut(usize, Nanos, &[f32])>,
+    inspect: Option<Inspect>,
 ) -> Result<DayResult> {
     let rate = set.rate;
     let (stretch, lead, n_day) = (&loaded.stretch, loaded.lead, loaded.n_day);

@@ -139,7 +139,9 @@ pub fn load(
     };
     let end = sample_time(start, len as i64, rate);
     // Each channel is processed onto the part of the grid its data cover.
-    let results: Vec<(Option<(usize, Channel)>, Vec<String>)> = ids
+    // Per channel id: its processed channel (with its index), and problems.
+    type Loaded = (Option<(usize, Channel)>, Vec<String>);
+    let results: Vec<Loaded> = ids
         .par_iter()
         .map(|id| {
             let mut raw = match archive.read(id, start - margin, end + margin) {

@@ -112,6 +112,8 @@ pub fn build(
     archive: &Archive,
     opts: &BuildOptions,
 ) -> Result<(TemplateSet, Vec<String>)> {
+    // NaN lengths are refused too.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(opts.length > 0.0) || !opts.pre.is_finite() {
         return Err(Error::Input(
             "--length must be positive and --pre finite".into(),
@@ -240,6 +242,8 @@ pub fn build(
                         .sqrt();
                     let peak = data.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
                     let snr = peak / rms;
+                    // A NaN SNR (no noise window) is below any minimum.
+                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
                     if !(snr >= min) {
                         warnings.push(format!(
                             "template {ev}: {id} {phase}: SNR {snr:.1} below --min-snr {min}; channel left out"

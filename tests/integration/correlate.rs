@@ -9,11 +9,13 @@ use tmatch::correlate::{
 
 use crate::util::{noise, rng};
 
+/// A template channel of a case: (channel, pad, weight, raw waveform).
+type CaseChannel = (usize, usize, f32, Vec<f32>);
+
 pub struct Case {
     data: Vec<Vec<f32>>,
     masks: Vec<Vec<bool>>,
-    /// Per template: (channel, pad, weight, raw waveform).
-    templates: Vec<Vec<(usize, usize, f32, Vec<f32>)>>,
+    templates: Vec<Vec<CaseChannel>>,
 }
 
 /// Random channels (odd ones with a gap and a flat stretch) and templates.
@@ -129,10 +131,8 @@ pub fn oracle(c: &Case) -> Vec<Vec<f64>> {
 
 #[test]
 fn fft_stack_matches_direct_f64_ncc() {
-    let mut seed = 1;
-    for (m, n) in [(16, 40), (16, 3000), (50, 1234), (200, 5000), (137, 20011)] {
+    for (seed, (m, n)) in (1..).zip([(16, 40), (16, 3000), (50, 1234), (200, 5000), (137, 20011)]) {
         let c = case(seed, n, m, 4, 3);
-        seed += 1;
         let want = oracle(&c);
         // The planner's block length, the smallest possible (one lag per
         // block), and awkward non-power-of-two lengths.

@@ -93,8 +93,11 @@ fn run(out: &Path, days: &[Day], backends: Vec<Box<dyn Backend>>, resume: bool) 
     pipeline::run(&set, &archive, &days, &params(), &backends, &writer, &stop).unwrap()
 }
 
-/// Each day's status and detections (template, time, cc_sum).
-fn by_day(path: &Path) -> Vec<(Day, String, Vec<(u32, i64, f32)>)> {
+/// A day's status and detections (template, time, cc_sum).
+type DayRows = (Day, String, Vec<(u32, i64, f32)>);
+
+/// Each day's status and detections.
+fn by_day(path: &Path) -> Vec<DayRows> {
     let d = output::read(path).unwrap();
     let mut days: Vec<_> = d
         .days
@@ -112,7 +115,7 @@ fn by_day(path: &Path) -> Vec<(Day, String, Vec<(u32, i64, f32)>)> {
     days
 }
 
-fn reference(dir: &Path, days: &[Day]) -> Vec<(Day, String, Vec<(u32, i64, f32)>)> {
+fn reference(dir: &Path, days: &[Day]) -> Vec<DayRows> {
     let out = dir.join("reference.h5");
     run(&out, days, vec![Box::new(CpuBackend::new())], false);
     let r = by_day(&out);
@@ -174,7 +177,7 @@ fn failed_days_are_recorded_reported_by_merge_and_redone_by_resume() {
     assert_eq!(got[1..], want[1..]);
 
     let merged = dir.path().join("merged.h5");
-    let r = output::merge(&[out.clone()], &merged, "test").unwrap();
+    let r = output::merge(std::slice::from_ref(&out), &merged, "test").unwrap();
     assert_eq!(r.failed, vec![days[0]]);
 
     let (_, done) = Writer::resume(&out, &run_info()).unwrap();

@@ -315,7 +315,8 @@ fn detections_file_round_trip() {
     assert_eq!(days(&merged), days(&resumed));
     // A missing requested day is reported; a day twice and files of
     // another run are refused.
-    let report = output::merge(&[b.clone()], &dir.path().join("m2.h5"), "merge").unwrap();
+    let report =
+        output::merge(std::slice::from_ref(&b), &dir.path().join("m2.h5"), "merge").unwrap();
     assert_eq!(report.missing, vec![day + 1, day + 3]);
     let err = output::merge(&[a.clone(), p.clone()], &dir.path().join("m3.h5"), "merge")
         .unwrap_err()

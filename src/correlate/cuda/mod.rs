@@ -5,7 +5,7 @@
 //! Per day and device: the day's data and moving 1/σ (computed once per day
 //! on the host, where the per-channel picks need them too) are copied in
 //! through a page-locked buffer on a copy stream and stay in device memory
-//! for every template of the day ([`day`]). Templates go in batches sized
+//! for every template of the day (module `day`). Templates go in batches sized
 //! to the free device memory; each batch is correlated and stacked in one
 //! kernel on a compute stream (per-channel CC stays in registers), then its
 //! median |stack| is selected and its peak candidates are found on a
@@ -76,6 +76,9 @@ struct InFlight {
     /// day (the same value twice for an odd count); none for an empty day.
     middles: Option<CudaSlice<u32>>,
 }
+
+/// A scanned row: its true number of candidates, and those that fitted.
+type Scanned = (usize, Vec<(usize, f32)>);
 
 fn is_oom(e: &DriverError) -> bool {
     e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY
@@ -346,7 +349,7 @@ impl CudaBackend {
         thr: &CudaSlice<f32>,
         rows: &[u32],
         caps: &[usize],
-    ) -> std::result::Result<Vec<(usize, Vec<(usize, f32)>)>, DriverError> {
+    ) -> std::result::Result<Vec<Scanned>, DriverError> {
         let s = &b.stream;
         let mut out = Vec::with_capacity(rows.len());
         let mut budget = SCAN_BUDGET;
@@ -377,7 +380,7 @@ impl CudaBackend {
         thr: &CudaSlice<f32>,
         rows: &[u32],
         caps: &[usize],
-    ) -> std::result::Result<Vec<(usize, Vec<(usize, f32)>)>, DriverError> {
+    ) -> std::result::Result<Vec<Scanned>, DriverError> {
         let s = &b.stream;
         let starts = offsets(caps);
         let total: usize = caps.iter().sum();
