@@ -454,3 +454,45 @@ fn channel_picks(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::templates::{BuildOptions, Phase};
+
+    /// The days in flight correlate the run's one normalized copy of each
+    /// template channel, not a copy each (4.8 GB at 50,000 templates).
+    #[test]
+    fn days_share_the_runs_normalized_templates() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::synth::generate(&crate::synth::Spec::samples(), dir.path()).unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let cat = crate::catalog::read_csv(&p("picks.csv"), Some(&p("events.csv"))).unwrap();
+        let archive = Archive::open(&p("archive")).unwrap();
+        let opts = BuildOptions {
+            phase: Phase::All,
+            pre: 0.5,
+            length: 3.0,
+            recipe: Default::default(),
+            channels: Vec::new(),
+            min_snr: None,
+        };
+        let (set, _) = crate::templates::build(&cat, &archive, &opts).unwrap();
+        let normalized = NormalizedTemplates::new(&set, None);
+        let params = DetectParams::default();
+        let prepared = |day: &str| {
+            let loaded = load_day(&set, &archive, epoch::parse_day(day).unwrap(), &params);
+            prepare(&set, &normalized, &loaded.stretch, None, &mut Vec::new())
+        };
+        let (a, b) = (prepared("2024-02-29"), prepared("2024-03-01"));
+        let mut shared = 0;
+        for (a, b) in a.iter().zip(&b) {
+            let (Some(a), Some(b)) = (a, b) else { continue };
+            for (x, y) in a.stack.channels.iter().zip(&b.stack.channels) {
+                assert!(Arc::ptr_eq(&x.waveform, &y.waveform));
+                shared += 1;
+            }
+        }
+        assert!(shared > 10, "{shared} channels compared");
+    }
+}
