@@ -67,9 +67,10 @@ impl Days {
         }
     }
 
-    /// Whether the day with this id is in device memory (or being copied).
-    pub fn has(&self, id: u64) -> bool {
-        self.resident.lock().unwrap().iter().any(|d| d.id == id)
+    /// Whether a day other than `id` is in device memory (or being
+    /// copied): the next day, copied in ahead.
+    pub fn has_other_than(&self, id: u64) -> bool {
+        self.resident.lock().unwrap().iter().any(|d| d.id != id)
     }
 
     /// The day in device memory, copied in now unless it was already.

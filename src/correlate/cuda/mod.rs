@@ -202,7 +202,7 @@ impl CudaBackend {
     /// copied in while this one is computed: about this day's size).
     fn batch_size(&self, day: &DeviceDay, templates: &[StackTemplate], m: usize) -> Result<usize> {
         let free = self.free_memory().map_err(|e| self.error(e))?;
-        let next_day = if self.days.has(day.id + 1) {
+        let next_day = if self.days.has_other_than(day.id) {
             0
         } else {
             day.bytes()
