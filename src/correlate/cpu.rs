@@ -180,16 +180,11 @@ impl Backend for CpuBackend {
         templates: &[StackTemplate],
         stacks: &mut [Vec<f32>],
     ) -> Result<()> {
-        assert_eq!(templates.len(), stacks.len());
-        let m = day.template_len;
-        let n_lags = day.n_lags();
-        for s in stacks.iter_mut() {
-            s.clear();
-            s.resize(n_lags, 0.0);
-        }
-        if n_lags == 0 || templates.is_empty() {
+        if !super::zeroed_stacks(day, templates, stacks) {
             return Ok(());
         }
+        let m = day.template_len;
+        let n_lags = day.n_lags();
         let plan = Plan::new(m, self.fft_len.unwrap_or_else(|| fft_len(m)).max(m));
         let (l, s, bins) = (plan.l, plan.s, plan.bins());
 

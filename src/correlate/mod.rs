@@ -190,6 +190,18 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// The start of every [`Backend::stack`]: each of `stacks` made `n_lags`
+/// zeros (one per template); false when there is nothing to correlate.
+pub fn zeroed_stacks(day: &DayView, templates: &[StackTemplate], stacks: &mut [Vec<f32>]) -> bool {
+    assert_eq!(templates.len(), stacks.len());
+    let n_lags = day.n_lags();
+    for s in stacks.iter_mut() {
+        s.clear();
+        s.resize(n_lags, 0.0);
+    }
+    n_lags > 0 && !templates.is_empty()
+}
+
 /// [`Backend::peaks`] on the host: stacks in batches that fit
 /// `spec.host_memory`, each template's invalid tail zeroed and handed to
 /// `inspect(template index, stack)`, then its median, threshold and peaks.

@@ -483,16 +483,11 @@ impl Backend for CudaBackend {
         templates: &[StackTemplate],
         stacks: &mut [Vec<f32>],
     ) -> Result<()> {
-        assert_eq!(templates.len(), stacks.len());
-        let _busy = self.busy.lock().unwrap();
-        let n_lags = day.n_lags();
-        for s in stacks.iter_mut() {
-            s.clear();
-            s.resize(n_lags, 0.0);
-        }
-        if n_lags == 0 || templates.is_empty() {
+        if !super::zeroed_stacks(day, templates, stacks) {
             return Ok(());
         }
+        let _busy = self.busy.lock().unwrap();
+        let n_lags = day.n_lags();
         let dd = self.device_day(day)?;
         let m = day.template_len;
         let mut size = self.batch_size(&dd, templates, m)?;
