@@ -41,8 +41,9 @@ radix_histogram(const float *__restrict__ stacks, long long n_lags, long long a,
             atomicAdd(&g[i], h[i]);
 }
 
-// One thread per selection: find the bin holding the remaining rank, add
-// its digit to the prefix, and clear the histogram for the next pass.
+// One thread per selection: find the bin holding the remaining rank and add
+// its digit to the prefix (the host clears the histograms for the next
+// pass, with one memset).
 // rank: on entry the rank among the values matching the prefix (0-based).
 extern "C" __global__ void radix_select(unsigned *__restrict__ hist, unsigned *__restrict__ prefix,
                                         unsigned *__restrict__ mask, unsigned *__restrict__ rank,
@@ -63,8 +64,6 @@ extern "C" __global__ void radix_select(unsigned *__restrict__ hist, unsigned *_
     rank[sel] = r;
     prefix[sel] |= d << shift;
     mask[sel] |= ((1u << bits) - 1) << shift;
-    for (int i = 0; i < RADIX_BINS; i++)
-        h[i] = 0;
 }
 
 // Peak candidates of templates' stacks, with the host's rule: strict local

@@ -9,8 +9,7 @@ use super::kernels::DayArgs;
 use crate::correlate::DayView;
 
 /// A day in device memory: `channels × len` samples, then `channels ×
-/// n_lags` values of 1/σ, in one buffer (which may be longer: it has the
-/// staging buffer's length).
+/// n_lags` values of 1/σ, in one buffer.
 pub struct DeviceDay {
     pub id: u64,
     channels: usize,
@@ -122,9 +121,13 @@ impl Days {
             );
             host[c * len + i * n_lags..c * len + (i + 1) * n_lags].copy_from_slice(inv);
         }
+        // The day's part of the buffer (it has the largest day's length).
+        // The copy is from page-locked memory, so it runs at full speed;
+        // through a plain slice it returns once it is done.
         // SAFETY: every element is written by the copy below.
-        let mut buf = unsafe { self.copy.alloc::<f32>(s.buf.len()) }?;
-        self.copy.memcpy_htod(&s.buf, &mut buf)?;
+        let mut buf = unsafe { self.copy.alloc::<f32>(need) }?;
+        self.copy
+            .memcpy_htod(&s.buf.as_slice()?[..need], &mut buf)?;
         s.copied.record(&self.copy)?;
         Ok(DeviceDay {
             id: day.id,

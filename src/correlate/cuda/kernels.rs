@@ -168,13 +168,15 @@ impl Kernels {
     /// the order statistics `sel.rank` of |stack[a..b)| into `sel.prefix`.
     pub fn radix_select(
         &self,
-        stream: &CudaStream,
+        stream: &Arc<CudaStream>,
         stacks: &CudaSlice<f32>,
         n_lags: usize,
         day: std::ops::Range<usize>,
         templates: usize,
         sel: &mut Selection,
     ) -> Result<(), DriverError> {
+        assert!(day.start <= day.end && day.end <= n_lags);
+        assert!(stacks.len() >= templates * n_lags && sel.hist.len() >= 2 * templates * RADIX_BINS);
         let (n_lags, a, b, n_sel) = (n_lags as i64, day.start as i64, day.end as i64, 2i32);
         let count = (2 * templates) as i32;
         let hist_cfg = grid(scan_blocks(day.len()), templates, 2);
@@ -183,7 +185,7 @@ impl Kernels {
             block_dim: (THREADS, 1, 1),
             shared_mem_bytes: 0,
         };
-        for (shift, bits) in RADIX_PASSES {
+        for (pass, (shift, bits)) in RADIX_PASSES.into_iter().enumerate() {
             // SAFETY: argument lists as in detect.cu; the histogram grid
             // has one (template, selection) per (y, z), the selection grid
             // one thread per selection (extra threads return).
@@ -212,6 +214,9 @@ impl Kernels {
                     .arg(&count)
                     .launch(select_cfg)?;
             }
+            if pass + 1 < RADIX_PASSES.len() {
+                stream.memset_zeros(&mut sel.hist)?;
+            }
         }
         Ok(())
     }
@@ -225,6 +230,8 @@ impl Kernels {
         thr: &CudaSlice<f32>,
         scan: &mut ScanArgs,
     ) -> Result<(), DriverError> {
+        assert!(scan.count.len() == scan.rows.len() && scan.cap.len() == scan.rows.len());
+        assert!(scan.lag.len() == scan.value.len());
         let n_lags64 = n_lags as i64;
         let cfg = grid(scan_blocks(n_lags), scan.rows.len(), 1);
         // SAFETY: argument list as in detect.cu; one grid row per scanned

@@ -84,6 +84,29 @@ fn is_oom(e: &DriverError) -> bool {
     e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY
 }
 
+/// Errors after which the context is unusable (every later call fails
+/// too) or the hardware is suspect: the device takes no more days. Other
+/// errors are the day's (recorded as failed; `--resume` redoes it), so a
+/// day that trips one cannot take every GPU down in turn.
+fn is_sticky(e: &DriverError) -> bool {
+    use sys::CUresult::*;
+    matches!(
+        e.0,
+        CUDA_ERROR_ILLEGAL_ADDRESS
+            | CUDA_ERROR_LAUNCH_FAILED
+            | CUDA_ERROR_LAUNCH_TIMEOUT
+            | CUDA_ERROR_HARDWARE_STACK_ERROR
+            | CUDA_ERROR_ILLEGAL_INSTRUCTION
+            | CUDA_ERROR_MISALIGNED_ADDRESS
+            | CUDA_ERROR_INVALID_ADDRESS_SPACE
+            | CUDA_ERROR_INVALID_PC
+            | CUDA_ERROR_ECC_UNCORRECTABLE
+            | CUDA_ERROR_NVLINK_UNCORRECTABLE
+            | CUDA_ERROR_CONTEXT_IS_DESTROYED
+            | CUDA_ERROR_DEVICE_UNAVAILABLE
+    )
+}
+
 /// The rows of a candidate scan that one launch takes: from the start of
 /// `caps` while their room adds up to at most `budget` candidates, and
 /// always at least one.
@@ -180,15 +203,16 @@ impl CudaBackend {
         self
     }
 
-    /// A driver error as this crate's: out of memory is a problem of the
-    /// day (recorded, the run goes on); anything else leaves the device in
-    /// a state that cannot be trusted (a fault: it takes no more days).
+    /// A driver error as this crate's: a sticky error leaves the device in
+    /// a state that cannot be trusted (a fault: it takes no more days); any
+    /// other, out of memory among them, is a problem of the day (recorded,
+    /// the run goes on).
     fn error(&self, e: DriverError) -> Error {
         let msg = format!("CUDA device {}: {e}", self.ordinal);
-        if is_oom(&e) {
-            Error::Device(msg)
-        } else {
+        if is_sticky(&e) {
             Error::DeviceFault(msg)
+        } else {
+            Error::Device(msg)
         }
     }
 
@@ -221,11 +245,14 @@ impl CudaBackend {
         Ok((per_batch / per_template).clamp(1, self.max_batch))
     }
 
-    /// Free device memory once what earlier batches freed is back: every
-    /// stream is synchronized (freed blocks return to the pool) and the
-    /// pool gives its unused memory back to the device.
+    /// Free device memory once what earlier batches freed is back: the
+    /// compute and detection streams are synchronized (freed blocks return
+    /// to the pool; not the copy stream, which may be copying the next day
+    /// in) and the pool gives its unused memory back to the device.
     fn free_memory(&self) -> std::result::Result<usize, DriverError> {
-        self.ctx.synchronize()?;
+        for s in self.compute.iter().chain(&self.detect) {
+            s.synchronize()?;
+        }
         // SAFETY: plain driver calls on this context's device; the pool
         // keeps the blocks in use.
         unsafe {
@@ -434,7 +461,10 @@ impl CudaBackend {
                 s.synchronize()?;
                 // The mean of the two middle values, as the host's median.
                 bits.chunks(2)
-                    .map(|p| (f32::from_bits(p[0]) + f32::from_bits(p[1])) / 2.0)
+                    .map(|p| match p {
+                        [a, b] if a == b => f32::from_bits(*a),
+                        _ => (f32::from_bits(p[0]) + f32::from_bits(p[1])) / 2.0,
+                    })
                     .collect()
             }
             None => vec![0.0; nt],
@@ -562,6 +592,8 @@ impl Backend for CudaBackend {
                     // single template that does not fit is an error.
                     if let Some(b) = in_flight.pop_front() {
                         finish(b, &mut out)?;
+                        // Its stacks are freed on its compute stream.
+                        self.ctx.synchronize().map_err(|e| self.error(e))?;
                     } else if size > 1 {
                         // Memory freed on other streams returns to the
                         // device once they are done.
