@@ -17,6 +17,8 @@ pub mod error;
 pub mod output;
 pub mod pipeline;
 pub mod preprocess;
+pub mod shard;
+pub mod stretch;
 pub mod synth;
 pub mod templates;
 

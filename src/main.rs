@@ -11,8 +11,9 @@ use clap::{Args, Parser, Subcommand};
 
 use tmatch::archive::Archive;
 use tmatch::detect::ThresholdType;
-use tmatch::pipeline::{self, DetectParams, Shard};
+use tmatch::pipeline::{self, DetectParams};
 use tmatch::preprocess::Recipe;
+use tmatch::shard::Shard;
 use tmatch::templates::{self, BuildOptions, Phase};
 use tmatch::{catalog, epoch, output, synth};
 

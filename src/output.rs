@@ -30,9 +30,10 @@ use std::path::{Path, PathBuf};
 use hdf5::types::{FixedAscii, VarLenUnicode};
 use hdf5::{Dataset, Extent, H5Type};
 
+use crate::detect::Detection;
 use crate::epoch::{self, Day, Nanos};
 use crate::error::{Error, Result};
-use crate::pipeline::{Detection, Shard};
+use crate::shard::Shard;
 use crate::templates::TemplateSet;
 
 pub const FORMAT: &str = "tmatch-detections";

@@ -1,14 +1,11 @@
 //! The day loop: for each requested day, detect and append to the output.
 
 mod day;
-pub mod load;
-mod shard;
 
 pub use day::{
-    detect_day, detect_day_with_stacks, detect_loaded, load_day, ChannelPick, DayResult,
-    DetectParams, Detection, LoadedDay, NormalizedTemplates,
+    detect_day, detect_day_with_stacks, detect_loaded, load_day, DayResult, DetectParams,
+    LoadedDay, NormalizedTemplates,
 };
-pub use shard::Shard;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -18,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::archive::Archive;
 use crate::correlate::Backend;
+use crate::detect::Detection;
 use crate::epoch::{self, Day};
 use crate::error::{Error, Result};
 use crate::output::{DayStatus, Writer};

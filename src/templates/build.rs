@@ -10,10 +10,10 @@ use std::str::FromStr;
 use super::{Template, TemplateChannel, TemplateSet};
 use crate::archive::Archive;
 use crate::catalog::{Catalog, Pick};
-use crate::epoch::{self, Nanos, NS_PER_S};
+use crate::epoch::{self, sample_time, samples_between, Nanos, NS_PER_S};
 use crate::error::{Error, Result};
-use crate::pipeline::load;
 use crate::preprocess::Recipe;
+use crate::stretch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -67,7 +67,7 @@ fn round_half_even(x: f64) -> i64 {
 /// two samples then goes the way EQcorrscan's references are cut.
 fn window_index(grid: Nanos, mask: &[bool], start: Nanos, rate: f64) -> i64 {
     let first = mask.iter().position(|&m| m).unwrap_or(0) as i64;
-    let t_first = load::sample_time(grid, first, rate);
+    let t_first = sample_time(grid, first, rate);
     first + round_half_even((start - t_first) as f64 / 1e9 * rate)
 }
 
@@ -193,8 +193,8 @@ pub fn build(
             v
         };
         let n_day = (epoch::NS_PER_DAY as f64 * rate / 1e9).round() as usize;
-        let grid = load::sample_time(epoch::day_start(*day), -(noise as i64), rate);
-        let stretch = load::load(
+        let grid = sample_time(epoch::day_start(*day), -(noise as i64), rate);
+        let stretch = stretch::load(
             archive,
             &ids,
             &opts.recipe,
@@ -252,7 +252,7 @@ pub fn build(
                     }
                 }
             }
-            let t_start = load::sample_time(stretch.start, i0 as i64, rate);
+            let t_start = sample_time(stretch.start, i0 as i64, rate);
             cuts.insert((ev.clone(), *i), (t_start, data));
         }
     }
@@ -283,7 +283,7 @@ pub fn build(
         channels.sort_by(|a, b| a.id.cmp(&b.id).then(a.phase.cmp(&b.phase)));
         let t0 = channels.iter().map(|c| c.start).min().unwrap();
         for c in &mut channels {
-            c.pad = load::samples_between(t0, c.start, rate) as usize;
+            c.pad = samples_between(t0, c.start, rate) as usize;
         }
         let e = catalog.events.get(ev);
         templates.push(Template {

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use tmatch::archive::Archive;
 use tmatch::catalog;
 use tmatch::correlate::cpu::CpuBackend;
+use tmatch::detect::Detection;
 use tmatch::epoch::{self, Nanos};
-use tmatch::pipeline::{detect_day, DetectParams, Detection};
+use tmatch::pipeline::{detect_day, DetectParams};
 use tmatch::preprocess::Recipe;
 use tmatch::templates::{build, BuildOptions, Phase, TemplateSet};
 

@@ -4,9 +4,9 @@
 use std::fs;
 
 use tmatch::archive::{mseed, Archive};
+use tmatch::detect::{ChannelPick, Detection};
 use tmatch::epoch::{self, NS_PER_S};
 use tmatch::output::{self, DayStatus, RunInfo, TemplateInfo, Writer};
-use tmatch::pipeline::{ChannelPick, Detection};
 use tmatch::preprocess::Recipe;
 use tmatch::templates::{self, Template, TemplateChannel, TemplateSet};
 
@@ -469,7 +469,7 @@ fn template_shard_files_merge_day_by_day_and_older_files_hold_all_templates() {
     assert_eq!(report.days, 0);
     assert_eq!(
         report.incomplete,
-        vec![(day, vec!["0/2".parse::<tmatch::pipeline::Shard>().unwrap()])]
+        vec![(day, vec!["0/2".parse::<tmatch::shard::Shard>().unwrap()])]
     );
     assert!(output::read(&m3).unwrap().days.is_empty());
 
@@ -520,7 +520,7 @@ fn a_recording_that_ends_in_the_window_is_resampled_whole() {
         order: 4,
         resample: Some(40.0),
     };
-    let s = tmatch::pipeline::load::load(
+    let s = tmatch::stretch::load(
         &archive,
         &[ID.to_string()],
         &recipe,

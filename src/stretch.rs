@@ -1,15 +1,16 @@
 //! Loading a stretch of continuous data for every channel a template set
-//! uses, processed with the set's recipe onto one sample grid.
+//! uses, processed with the set's recipe onto one sample grid: the data
+//! that templates are cut from and that days are correlated with.
 
 use rayon::prelude::*;
 
 use crate::archive::{Archive, RawTrace};
-use crate::epoch::Nanos;
+use crate::epoch::{sample_time, Nanos, NS_PER_S};
 use crate::preprocess::{self, Recipe};
 
 /// Extra data read on each side when filtering or resampling, so that the
 /// edge transients of the processing stay outside the stretch that is used.
-const PROCESSING_MARGIN_NS: Nanos = 60 * crate::epoch::NS_PER_S;
+const PROCESSING_MARGIN_NS: Nanos = 60 * NS_PER_S;
 
 /// One processed channel: samples (0 in gaps) and where data exist.
 #[derive(Debug, Clone)]
@@ -66,16 +67,6 @@ impl Stretch {
     pub fn channel_index(&self, id: &str) -> Option<usize> {
         self.channels.iter().position(|c| c.id == id)
     }
-}
-
-/// Offset of `t` from `start` in samples at `rate`, rounded.
-pub fn samples_between(start: Nanos, t: Nanos, rate: f64) -> i64 {
-    ((t - start) as f64 * rate / 1e9).round() as i64
-}
-
-/// Time of sample `i` of a grid.
-pub fn sample_time(start: Nanos, i: i64, rate: f64) -> Nanos {
-    start + (i as f64 * 1e9 / rate).round() as i64
 }
 
 /// Drop the last few samples of a trace read at an integer rate, when it is
