@@ -122,8 +122,7 @@ pub fn load(
     start: Nanos,
     len: usize,
 ) -> Stretch {
-    let margin = if recipe.lowcut.is_some() || recipe.highcut.is_some() || recipe.resample.is_some()
-    {
+    let margin = if recipe.filters() || recipe.resample.is_some() {
         PROCESSING_MARGIN_NS
     } else {
         0

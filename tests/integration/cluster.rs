@@ -20,12 +20,12 @@ use crate::util::{rng, s, tmatch_fails, tmatch_ok};
 const DAYS: &str = "2023-12-31..2024-01-29";
 const N_DAYS: usize = 30;
 
-/// The month archive (`Spec::month`) and its templates, made once.
+/// The month archive (`crate::month::spec`) and its templates, made once.
 fn month() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        tmatch::synth::generate(&tmatch::synth::Spec::month(), d.path()).unwrap();
+        tmatch::synth::generate(&crate::month::spec(), d.path()).unwrap();
         let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
         tmatch_ok(&[
             "templates",
