@@ -142,7 +142,7 @@ pub struct TemplateInfo {
 impl TemplateInfo {
     pub fn of(set: &TemplateSet) -> TemplateInfo {
         TemplateInfo {
-            ids: set.templates.iter().map(|t| t.id.clone()).collect(),
+            ids: set.templates.iter().map(|t| t.event.id.clone()).collect(),
             origin_offsets: set.templates.iter().map(|t| t.origin_offset()).collect(),
             channels: set
                 .templates

@@ -142,7 +142,7 @@ fn prepare(
                 let Some(waveform) = wave else {
                     problems.push(format!(
                         "template {}: channel {} is flat; not used",
-                        t.id, c.id
+                        t.event.id, c.id
                     ));
                     continue;
                 };

@@ -171,7 +171,7 @@ pub fn check_span(set: &TemplateSet) -> Result<()> {
             .templates
             .iter()
             .max_by_key(|t| t.max_pad())
-            .map_or(String::new(), |t| t.id.clone());
+            .map_or(String::new(), |t| t.event.id.clone());
         return Err(crate::Error::Input(format!(
             "template {worst} spans {span:.0} s (moveout + length), more than the one-day \
              overlap read past each midnight allows; check its picks"

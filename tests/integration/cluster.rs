@@ -304,7 +304,10 @@ fn twelve_templates() -> &'static Path {
                 .iter()
                 .flat_map(|t| {
                     (0..4).map(move |k| tmatch::templates::Template {
-                        id: format!("{}-{k}", t.id),
+                        event: tmatch::catalog::Event {
+                            id: format!("{}-{k}", t.event.id),
+                            ..t.event.clone()
+                        },
                         ..t.clone()
                     })
                 })
@@ -634,7 +637,10 @@ fn a_second_sigterm_stops_at_once() {
             set.templates
                 .iter()
                 .map(move |t| tmatch::templates::Template {
-                    id: format!("{}-{k}", t.id),
+                    event: tmatch::catalog::Event {
+                        id: format!("{}-{k}", t.event.id),
+                        ..t.event.clone()
+                    },
                     ..t.clone()
                 })
         })
@@ -691,7 +697,7 @@ fn a_template_longer_than_the_day_overlap_is_refused() {
         s(&dir.path().join("d.h5")),
     ]);
     assert!(
-        err.contains(&format!("template {} spans", set.templates[1].id)),
+        err.contains(&format!("template {} spans", set.templates[1].event.id)),
         "{err}"
     );
     assert!(!dir.path().join("d.h5").exists());

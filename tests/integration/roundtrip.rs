@@ -4,6 +4,7 @@
 use std::fs;
 
 use tmatch::archive::{mseed, Archive};
+use tmatch::catalog::{Event, Phase};
 use tmatch::detect::{ChannelPick, Detection};
 use tmatch::epoch::{self, NS_PER_S};
 use tmatch::output::{self, DayStatus, RunInfo, TemplateInfo, Writer};
@@ -131,7 +132,7 @@ fn bad_miniseed_errors_name_the_file() {
 fn small_set() -> TemplateSet {
     let chan = |id: &str, pad: usize, k: f32| TemplateChannel {
         id: id.into(),
-        phase: "S".into(),
+        phase: Phase::S,
         start: t0() + pad as i64 * 10_000_000,
         pad,
         weight: 1.0,
@@ -148,21 +149,25 @@ fn small_set() -> TemplateSet {
         len: 50,
         templates: vec![
             Template {
-                id: "ev1".into(),
-                origin: t0() - 3 * NS_PER_S,
-                latitude: 46.0,
-                longitude: 8.0,
-                depth_km: 5.0,
-                magnitude: 2.1,
+                event: Event {
+                    id: "ev1".into(),
+                    origin: t0() - 3 * NS_PER_S,
+                    latitude: 46.0,
+                    longitude: 8.0,
+                    depth_km: 5.0,
+                    magnitude: 2.1,
+                },
                 channels: vec![chan("XX.A..EHZ", 0, 0.3), chan("XX.B..EHZ", 12, 0.5)],
             },
             Template {
-                id: "ev2".into(),
-                origin: t0(),
-                latitude: -1.0,
-                longitude: 2.0,
-                depth_km: 10.0,
-                magnitude: 0.5,
+                event: Event {
+                    id: "ev2".into(),
+                    origin: t0(),
+                    latitude: -1.0,
+                    longitude: 2.0,
+                    depth_km: 10.0,
+                    magnitude: 0.5,
+                },
                 channels: vec![chan("XX.A..EHN", 0, 0.7)],
             },
         ],
