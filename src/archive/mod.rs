@@ -43,12 +43,6 @@ pub struct RawTrace {
     pub problems: Vec<String>,
 }
 
-impl RawTrace {
-    pub fn n_present(&self) -> usize {
-        self.mask.iter().filter(|&&m| m).count()
-    }
-}
-
 fn is_year_dir(p: &Path) -> bool {
     p.is_dir()
         && p.file_name()
