@@ -14,34 +14,34 @@
 //! 6. [`pipeline`]: the day loop that ties them together;
 //! 7. the `tmatch` binary, the command line.
 
-/// Reading and indexing miniSEED archives (SDS or any folder).
+// Reading and indexing miniSEED archives (SDS or any folder).
 pub mod archive;
-/// Event catalogs: picks and events from CSV or QuakeML.
+// Event catalogs: picks and events from CSV or QuakeML.
 pub mod catalog;
-/// The FNV-1a hash behind template and path checksums.
+// The FNV-1a hash behind template and path checksums.
 pub mod checksum;
-/// Normalized cross-correlation and moveout stacking behind the
-/// [`correlate::Backend`] seam (CPU FFT and CUDA backends).
+// Normalized cross-correlation and moveout stacking behind the
+// `correlate::Backend` seam (CPU FFT and CUDA backends).
 pub mod correlate;
-/// Detections: thresholds, peaks and declustering.
+// Detections: thresholds, peaks and declustering.
 pub mod detect;
-/// Time as integer nanoseconds, days and sample grids.
+// Time as integer nanoseconds, days and sample grids.
 pub mod epoch;
-/// The library's error type.
+// The library's error type.
 pub mod error;
-/// detections.h5: writing, reading, merging and export.
+// detections.h5: writing, reading, merging and export.
 pub mod output;
-/// The day loop: load, detect and write each day on every device.
+// The day loop: load, detect and write each day on every device.
 pub mod pipeline;
-/// Preprocessing: detrend, resample and filter by a [`preprocess::Recipe`].
+// Preprocessing: detrend, resample and filter by a `preprocess::Recipe`.
 pub mod preprocess;
-/// Splitting days or templates among the tasks of an array job.
+// Splitting days or templates among the tasks of an array job.
 pub mod shard;
-/// Continuous data of many channels processed onto one sample grid.
+// Continuous data of many channels processed onto one sample grid.
 pub mod stretch;
-/// The generator of synthetic test archives (`tmatch synth`).
+// The generator of synthetic test archives (`tmatch synth`).
 pub mod synth;
-/// Template sets: built from a catalog, read and written as templates.h5.
+// Template sets: built from a catalog, read and written as templates.h5.
 pub mod templates;
 
 pub use error::{Error, Result};
