@@ -21,8 +21,8 @@ fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
 }
 
-/// The block lengths compared: the planner's (about 4–5 × M, a power of
-/// two), half and twice that.
+/// The block lengths compared: the planner's ([`fft_len`]: the power of
+/// two at or above 8 × M), half and twice that.
 fn block_lengths(m: usize) -> [usize; 3] {
     [fft_len(m) / 2, fft_len(m), 2 * fft_len(m)]
 }

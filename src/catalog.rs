@@ -5,11 +5,52 @@
 //! Columns are found by name; extra columns are ignored.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs;
 use std::path::Path;
+use std::str::FromStr;
 
 use crate::epoch::{self, Nanos};
 use crate::error::{Error, Result};
+
+/// A seismic phase, as picks and template channels name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    P,
+    S,
+}
+
+impl Phase {
+    /// The phase of a phase name by its first letter (`Pg`, `Sn`, `p`);
+    /// `None` for other phases, which no template uses.
+    pub fn of_name(name: &str) -> Option<Phase> {
+        match name.trim().chars().next()?.to_ascii_uppercase() {
+            'P' => Some(Phase::P),
+            'S' => Some(Phase::S),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Phase, String> {
+        match s {
+            "P" => Ok(Phase::P),
+            "S" => Ok(Phase::S),
+            _ => Err(format!("unknown phase '{s}' (P or S)")),
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Phase::P => "P",
+            Phase::S => "S",
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pick {
@@ -19,8 +60,9 @@ pub struct Pick {
     pub location: String,
     /// SEED channel code; may hold `?` / `*` wildcards.
     pub channel: String,
-    /// `P` or `S` (the first letter of the phase name, upper-cased).
-    pub phase: String,
+    /// From the first letter of the phase name; `None` for phases other
+    /// than P and S.
+    pub phase: Option<Phase>,
     pub time: Nanos,
 }
 
@@ -47,14 +89,6 @@ pub struct Event {
 pub struct Catalog {
     pub events: BTreeMap<String, Event>,
     pub picks: Vec<Pick>,
-}
-
-fn phase_letter(p: &str) -> String {
-    p.trim()
-        .chars()
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string())
-        .unwrap_or_default()
 }
 
 struct Csv {
@@ -132,7 +166,7 @@ pub fn read_picks_csv(path: &Path) -> Result<Vec<Pick>> {
             station: f(sta)?.to_string(),
             location: loc.map(f).transpose()?.unwrap_or("").replace("--", ""),
             channel: f(cha)?.to_string(),
-            phase: phase_letter(f(ph)?),
+            phase: Phase::of_name(f(ph)?),
             time: time_field(path, *line, f(tm)?)?,
         });
     }
@@ -271,7 +305,7 @@ pub fn read_quakeml(path: &Path) -> Result<Catalog> {
                     .unwrap_or("")
                     .replace("--", ""),
                 channel: wid.attribute("channelCode").unwrap_or("").to_string(),
-                phase: phase_letter(phase),
+                phase: Phase::of_name(phase),
                 time: epoch::parse_time(&t).map_err(|e| Error::file(path, e))?,
             });
         }
@@ -323,7 +357,7 @@ mod tests {
         );
         assert_eq!(cat.picks.len(), 1);
         assert_eq!(cat.picks[0].seed_id(), "XX.AB.00.HHZ");
-        assert_eq!(cat.picks[0].phase, "P");
+        assert_eq!(cat.picks[0].phase, Some(Phase::P));
         assert_eq!(
             cat.picks[0].time,
             epoch::parse_time("2020-01-01T00:00:03.25Z").unwrap()

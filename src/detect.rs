@@ -16,6 +16,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::epoch::Nanos;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThresholdType {
     Mad,
@@ -45,6 +47,36 @@ impl fmt::Display for ThresholdType {
             ThresholdType::AvChanCorr => "av-chan-corr",
         })
     }
+}
+
+/// One channel's correlation at a detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelPick {
+    /// Index into the template's channels.
+    pub channel: usize,
+    /// CC at the detection's lag.
+    pub cc: f32,
+    /// Largest |CC| within ±shift_len, and its lag in samples.
+    pub best_cc: f32,
+    pub best_lag: i32,
+}
+
+/// A peak of a template's stack above its threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Index into the template set.
+    pub template: usize,
+    /// Start of the template's earliest channel at the peak.
+    pub time: Nanos,
+    pub cc_sum: f32,
+    /// `cc_sum / n_channels`.
+    pub mean_cc: f32,
+    pub threshold: f32,
+    /// Median of |stack| over the day (EQcorrscan's "MAD").
+    pub mad: f32,
+    /// Channels with valid data at the peak.
+    pub n_channels: usize,
+    pub channels: Vec<ChannelPick>,
 }
 
 /// Median of |x| in f32, the mean of the two middle values for an even

@@ -23,6 +23,17 @@ pub fn day_start(day: Day) -> Nanos {
     day * NS_PER_DAY
 }
 
+/// Offset of `t` from `start` in samples at `rate`, rounded: the inverse
+/// of [`sample_time`].
+pub fn samples_between(start: Nanos, t: Nanos, rate: f64) -> i64 {
+    ((t - start) as f64 * rate / 1e9).round() as i64
+}
+
+/// Time of sample `i` of the grid `start + i / rate`.
+pub fn sample_time(start: Nanos, i: i64, rate: f64) -> Nanos {
+    start + (i as f64 * 1e9 / rate).round() as i64
+}
+
 fn date_of_day(day: Day) -> Date {
     Date::from_julian_day((day + 2_440_588) as i32).expect("day within the calendar")
 }

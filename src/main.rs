@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand};
 
 use tmatch::archive::Archive;
 use tmatch::detect::ThresholdType;
-use tmatch::pipeline::{self, DetectParams, Shard};
+use tmatch::pipeline::{self, DetectParams};
 use tmatch::preprocess::Recipe;
-use tmatch::templates::{self, BuildOptions, Phase};
+use tmatch::shard::Shard;
+use tmatch::templates::{self, BuildOptions, Phases};
 use tmatch::{catalog, epoch, output, synth};
 
 #[derive(Parser)]
@@ -92,7 +93,7 @@ struct BuildArgs {
     output: PathBuf,
     /// Phase whose picks define windows: P, S or all.
     #[arg(long, default_value = "all")]
-    phase: Phase,
+    phase: Phases,
     /// Window start, seconds before the pick.
     #[arg(long, default_value_t = 1.0)]
     pre: f64,
@@ -281,9 +282,9 @@ fn info(path: &Path) -> Result<()> {
     for t in &set.templates {
         println!(
             "  {:<24} {}  {:>4.1}  {:>5}  {:.2}",
-            t.id,
-            epoch::format_time(t.origin),
-            t.magnitude,
+            t.event.id,
+            epoch::format_time(t.event.origin),
+            t.event.magnitude,
             t.channels.len(),
             t.max_pad() as f64 / set.rate
         );

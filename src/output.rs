@@ -30,9 +30,10 @@ use std::path::{Path, PathBuf};
 use hdf5::types::{FixedAscii, VarLenUnicode};
 use hdf5::{Dataset, Extent, H5Type};
 
+use crate::detect::Detection;
 use crate::epoch::{self, Day, Nanos};
 use crate::error::{Error, Result};
-use crate::pipeline::{Detection, Shard};
+use crate::shard::Shard;
 use crate::templates::TemplateSet;
 
 pub const FORMAT: &str = "tmatch-detections";
@@ -141,7 +142,7 @@ pub struct TemplateInfo {
 impl TemplateInfo {
     pub fn of(set: &TemplateSet) -> TemplateInfo {
         TemplateInfo {
-            ids: set.templates.iter().map(|t| t.id.clone()).collect(),
+            ids: set.templates.iter().map(|t| t.event.id.clone()).collect(),
             origin_offsets: set.templates.iter().map(|t| t.origin_offset()).collect(),
             channels: set
                 .templates

@@ -33,7 +33,8 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    fn filters(&self) -> bool {
+    /// Whether the recipe filters (has a corner).
+    pub fn filters(&self) -> bool {
         self.lowcut.is_some() || self.highcut.is_some()
     }
 
@@ -72,8 +73,9 @@ impl Recipe {
         Ok(())
     }
 
-    /// Second-order sections of the Butterworth filter at `rate`.
-    fn design(&self, rate: f64) -> Option<Vec<Sos<f64>>> {
+    /// Second-order sections of the Butterworth filter at `rate`; `None`
+    /// when the recipe does not filter.
+    pub(crate) fn design(&self, rate: f64) -> Option<Vec<Sos<f64>>> {
         let (band, wn) = match (self.lowcut, self.highcut) {
             (Some(lo), Some(hi)) => (FilterBandType::Bandpass, vec![lo, hi]),
             (Some(lo), None) => (FilterBandType::Highpass, vec![lo]),

@@ -11,33 +11,70 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
-use sci_rs::signal::filter::design::{
-    butter_dyn, DigitalFilter, FilterBandType, FilterOutputType, Sos,
-};
+use sci_rs::signal::filter::design::Sos;
 use sci_rs::signal::filter::sosfilt_dyn;
 
 use crate::archive::mseed;
 use crate::epoch::{self, Nanos, NS_PER_S};
 use crate::error::{Error, Result};
+use crate::preprocess::Recipe;
 
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// Stretches with data: start and length in seconds.
-    pub windows: Vec<(Nanos, f64)>,
+    /// Stretches with data.
+    pub windows: Vec<Window>,
     pub rate: f64,
     pub seed: u64,
     /// Noise standard deviation in counts.
     pub noise: f64,
-    /// Planted occurrences: (source index, origin time, amplitude scale).
-    /// The first occurrence of each source is catalogued.
-    pub events: Vec<(usize, Nanos, f64)>,
-    /// Channel id, gap start and end.
-    pub gaps: Vec<(String, Nanos, Nanos)>,
-    /// Station code and position (km east, km north).
-    pub stations: Vec<(String, f64, f64)>,
-    /// Source positions (km east, km north, km depth).
-    pub sources: Vec<(f64, f64, f64)>,
+    /// Planted occurrences. The first occurrence of each source is
+    /// catalogued.
+    pub events: Vec<Occurrence>,
+    pub gaps: Vec<Gap>,
+    pub stations: Vec<Station>,
+    pub sources: Vec<Source>,
+}
+
+/// A stretch with data on every channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: Nanos,
+    pub seconds: f64,
+}
+
+/// One occurrence of a source.
+#[derive(Debug, Clone, Copy)]
+pub struct Occurrence {
+    /// Index into [`Spec::sources`].
+    pub source: usize,
+    pub origin: Nanos,
+    /// Amplitude relative to the source's waveform.
+    pub scale: f64,
+}
+
+/// Samples of one channel left out, `[start, end)`.
+#[derive(Debug, Clone)]
+pub struct Gap {
+    pub channel: String,
+    pub start: Nanos,
+    pub end: Nanos,
+}
+
+/// A three-component station (components [`COMPONENTS`]).
+#[derive(Debug, Clone)]
+pub struct Station {
+    pub code: String,
+    pub east_km: f64,
+    pub north_km: f64,
+}
+
+/// Where a repeating source lies.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub east_km: f64,
+    pub north_km: f64,
+    pub depth_km: f64,
 }
 
 pub const NETWORK: &str = "XX";
@@ -47,6 +84,7 @@ pub const STATIONS: [(&str, f64, f64); 3] = [
     ("CHRL", 5.0, -16.0),
 ];
 pub const COMPONENTS: [&str; 3] = ["EHZ", "EHN", "EHE"];
+/// The sample sources: km east, km north, km depth.
 const SOURCES: [(f64, f64, f64); 3] = [(6.0, 2.0, 8.0), (12.0, -6.0, 5.0), (-4.0, 9.0, 11.0)];
 const VP: f64 = 6.0;
 const VS: f64 = 3.5;
@@ -57,37 +95,56 @@ impl Spec {
     /// on the midnight itself), and a ten-minute gap on one channel.
     pub fn samples() -> Spec {
         let t = |s: &str| epoch::parse_time(s).expect("valid time");
+        let occ = |source, origin, scale| Occurrence {
+            source,
+            origin: t(origin),
+            scale,
+        };
         Spec {
-            windows: vec![(t("2024-02-29T23:00:00Z"), 2.5 * 3600.0)],
+            windows: vec![Window {
+                start: t("2024-02-29T23:00:00Z"),
+                seconds: 2.5 * 3600.0,
+            }],
             rate: 40.0,
             seed: 20240301,
             noise: 8.0,
             events: vec![
-                (0, t("2024-02-29T23:05:12.30Z"), 1.0),
-                (1, t("2024-02-29T23:11:40.00Z"), 1.0),
-                (2, t("2024-02-29T23:20:03.55Z"), 1.0),
-                (0, t("2024-02-29T23:31:27.10Z"), 0.6),
-                (1, t("2024-02-29T23:44:05.80Z"), 0.35),
-                (2, t("2024-02-29T23:52:44.25Z"), 0.8),
-                (0, t("2024-02-29T23:59:57.50Z"), 0.7),
-                (1, t("2024-03-01T00:09:31.20Z"), 1.4),
-                (2, t("2024-03-01T00:18:12.65Z"), 0.5),
-                (0, t("2024-03-01T00:29:41.00Z"), 0.3),
-                (1, t("2024-03-01T00:44:18.45Z"), 0.9),
-                (2, t("2024-03-01T00:58:36.90Z"), 0.45),
-                (0, t("2024-03-01T01:07:03.35Z"), 1.2),
-                (1, t("2024-03-01T01:19:59.75Z"), 0.55),
+                occ(0, "2024-02-29T23:05:12.30Z", 1.0),
+                occ(1, "2024-02-29T23:11:40.00Z", 1.0),
+                occ(2, "2024-02-29T23:20:03.55Z", 1.0),
+                occ(0, "2024-02-29T23:31:27.10Z", 0.6),
+                occ(1, "2024-02-29T23:44:05.80Z", 0.35),
+                occ(2, "2024-02-29T23:52:44.25Z", 0.8),
+                occ(0, "2024-02-29T23:59:57.50Z", 0.7),
+                occ(1, "2024-03-01T00:09:31.20Z", 1.4),
+                occ(2, "2024-03-01T00:18:12.65Z", 0.5),
+                occ(0, "2024-03-01T00:29:41.00Z", 0.3),
+                occ(1, "2024-03-01T00:44:18.45Z", 0.9),
+                occ(2, "2024-03-01T00:58:36.90Z", 0.45),
+                occ(0, "2024-03-01T01:07:03.35Z", 1.2),
+                occ(1, "2024-03-01T01:19:59.75Z", 0.55),
             ],
-            gaps: vec![(
-                format!("{NETWORK}.CHRL..EHZ"),
-                t("2024-03-01T00:40:00Z"),
-                t("2024-03-01T00:50:00Z"),
-            )],
+            gaps: vec![Gap {
+                channel: format!("{NETWORK}.CHRL..EHZ"),
+                start: t("2024-03-01T00:40:00Z"),
+                end: t("2024-03-01T00:50:00Z"),
+            }],
             stations: STATIONS
                 .iter()
-                .map(|&(s, x, y)| (s.to_string(), x, y))
+                .map(|&(code, east_km, north_km)| Station {
+                    code: code.to_string(),
+                    east_km,
+                    north_km,
+                })
                 .collect(),
-            sources: SOURCES.to_vec(),
+            sources: SOURCES
+                .iter()
+                .map(|&(east_km, north_km, depth_km)| Source {
+                    east_km,
+                    north_km,
+                    depth_km,
+                })
+                .collect(),
         }
     }
 
@@ -109,16 +166,18 @@ impl Spec {
         let stations = (0..n_stations)
             .map(|i| {
                 let a = i as f64 * std::f64::consts::TAU / n_stations as f64;
-                (format!("ST{i:02}"), 25.0 * a.cos(), 25.0 * a.sin())
+                Station {
+                    code: format!("ST{i:02}"),
+                    east_km: 25.0 * a.cos(),
+                    north_km: 25.0 * a.sin(),
+                }
             })
             .collect();
-        let sources: Vec<(f64, f64, f64)> = (0..n_sources)
-            .map(|_| {
-                (
-                    rng.gen_range(-15.0..15.0),
-                    rng.gen_range(-15.0..15.0),
-                    rng.gen_range(3.0..15.0),
-                )
+        let sources: Vec<Source> = (0..n_sources)
+            .map(|_| Source {
+                east_km: rng.gen_range(-15.0..15.0),
+                north_km: rng.gen_range(-15.0..15.0),
+                depth_km: rng.gen_range(3.0..15.0),
             })
             .collect();
         let mut events = Vec::new();
@@ -135,12 +194,19 @@ impl Spec {
                 } else {
                     rng.gen_range(0.3..1.2)
                 };
-                events.push((src, start + (t * 1e9) as i64, scale));
+                events.push(Occurrence {
+                    source: src,
+                    origin: start + (t * 1e9) as i64,
+                    scale,
+                });
             }
         }
         Spec {
             windows: (0..n_days as i64)
-                .map(|d| (start + d * epoch::NS_PER_DAY, seconds))
+                .map(|d| Window {
+                    start: start + d * epoch::NS_PER_DAY,
+                    seconds,
+                })
                 .collect(),
             rate: 100.0,
             seed,
@@ -151,51 +217,14 @@ impl Spec {
             sources,
         }
     }
-
-    /// Thirty days, 2023-12-31 to 2024-01-29, at 20 Hz on the three sample
-    /// stations, with data in the two hours around every other midnight
-    /// (one hour in each day) from 2024-01-01 on: the three sample sources
-    /// occur five times in each stretch, one of them three seconds before
-    /// midnight so that its waves cross it.
-    pub fn month() -> Spec {
-        let first = epoch::parse_time("2024-01-01T00:00:00Z").expect("valid time");
-        let mut rng = ChaCha8Rng::seed_from_u64(202401);
-        let mut windows = Vec::new();
-        let mut events = Vec::new();
-        for d in 0..15 {
-            let midnight = first + 2 * d * epoch::NS_PER_DAY;
-            windows.push((midnight - 3600 * NS_PER_S, 7200.0));
-            let at = |s: f64| midnight + (s * 1e9) as i64;
-            events.push(((d % 3) as usize, at(-3.0), 1.0));
-            for (k, lo) in [-3500.0, -1800.0, 100.0, 1800.0].into_iter().enumerate() {
-                let t = lo + rng.gen_range(0.0..1500.0);
-                events.push((
-                    ((d + 1 + k as i64) % 3) as usize,
-                    at(t),
-                    rng.gen_range(0.4..1.2),
-                ));
-            }
-        }
-        Spec {
-            windows,
-            rate: 20.0,
-            seed: 202401,
-            noise: 8.0,
-            events,
-            gaps: Vec::new(),
-            stations: STATIONS
-                .iter()
-                .map(|&(s, x, y)| (s.to_string(), x, y))
-                .collect(),
-            sources: SOURCES.to_vec(),
-        }
-    }
 }
 
 fn distance(spec: &Spec, src: usize, sta: usize) -> f64 {
-    let (x, y, z) = spec.sources[src];
-    let (_, sx, sy) = spec.stations[sta];
-    ((x - sx).powi(2) + (y - sy).powi(2) + z * z).sqrt()
+    let (src, sta) = (&spec.sources[src], &spec.stations[sta]);
+    ((src.east_km - sta.east_km).powi(2)
+        + (src.north_km - sta.north_km).powi(2)
+        + src.depth_km * src.depth_km)
+        .sqrt()
 }
 
 /// P and S arrival times after the origin, in seconds.
@@ -204,18 +233,16 @@ pub fn travel_times(spec: &Spec, src: usize, sta: usize) -> (f64, f64) {
     (d / VP, d / VS)
 }
 
+/// A fourth-order Butterworth band-pass, designed as the recipes are.
 fn bandpass(lo: f64, hi: f64, rate: f64) -> Vec<Sos<f64>> {
-    match butter_dyn(
-        4,
-        vec![lo, hi],
-        Some(FilterBandType::Bandpass),
-        Some(false),
-        Some(FilterOutputType::Sos),
-        Some(rate),
-    ) {
-        DigitalFilter::Sos(s) => s.sos,
-        _ => unreachable!("SOS output requested"),
+    Recipe {
+        lowcut: Some(lo),
+        highcut: Some(hi),
+        order: 4,
+        resample: None,
     }
+    .design(rate)
+    .expect("a band-pass recipe filters")
 }
 
 fn filtered_noise(rng: &mut ChaCha8Rng, n: usize, sos: &[Sos<f64>]) -> Vec<f64> {
@@ -269,10 +296,10 @@ pub fn generate(spec: &Spec, out: &Path) -> Result<()> {
     let rate = spec.rate;
     let noise_sos = bandpass(0.5, (rate * 0.4).min(15.0), rate);
     let mut waveforms = std::collections::HashMap::new();
-    for (si, (sta, _, _)) in spec.stations.iter().enumerate() {
+    for (si, sta) in spec.stations.iter().enumerate() {
         for (ci, cha) in COMPONENTS.iter().enumerate() {
-            let id = format!("{NETWORK}.{sta}..{cha}");
-            for (wi, &(start, seconds)) in spec.windows.iter().enumerate() {
+            let id = format!("{NETWORK}.{}..{cha}", sta.code);
+            for (wi, &Window { start, seconds }) in spec.windows.iter().enumerate() {
                 let n = (seconds * rate).round() as usize;
                 let seed = spec
                     .seed
@@ -282,7 +309,12 @@ pub fn generate(spec: &Spec, out: &Path) -> Result<()> {
                 let mut x = filtered_noise(&mut rng, n, &noise_sos);
                 let rms = (x.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
                 x.iter_mut().for_each(|v| *v *= spec.noise / rms);
-                for &(src, origin, scale) in &spec.events {
+                for &Occurrence {
+                    source: src,
+                    origin,
+                    scale,
+                } in &spec.events
+                {
                     let w = waveforms
                         .entry((src, si, ci))
                         .or_insert_with(|| source_waveform(spec, src, si, ci).1);
@@ -319,11 +351,9 @@ fn write_sds(spec: &Spec, root: &Path, id: &str, start: Nanos, counts: &[i32]) -
         |t: Nanos| (((t - start) as f64 * rate / 1e9).round().max(0.0) as usize).min(counts.len());
     // Pieces of contiguous data, cut at gaps and at midnights.
     let mut cuts = vec![0, counts.len()];
-    for (gid, a, b) in &spec.gaps {
-        if gid == id {
-            cuts.push(index(*a));
-            cuts.push(index(*b));
-        }
+    for g in spec.gaps.iter().filter(|g| g.channel == id) {
+        cuts.push(index(g.start));
+        cuts.push(index(g.end));
     }
     let mut day = epoch::day_of(start) + 1;
     while epoch::day_start(day) < time(counts.len()) {
@@ -339,7 +369,7 @@ fn write_sds(spec: &Spec, root: &Path, id: &str, start: Nanos, counts: &[i32]) -
         let in_gap = spec
             .gaps
             .iter()
-            .any(|(g, ga, gb)| g == id && t >= *ga && t < *gb);
+            .any(|g| g.channel == id && t >= g.start && t < g.end);
         if a == b || in_gap {
             continue;
         }
@@ -366,7 +396,12 @@ fn write_catalog(spec: &Spec, out: &Path) -> Result<()> {
     let mut events = String::from("event_id,origin_time,latitude,longitude,depth_km,magnitude\n");
     let mut truth = String::from("event_id,source,origin_time,scale\n");
     let mut count = vec![0usize; spec.sources.len()];
-    for &(src, origin, scale) in &spec.events {
+    for &Occurrence {
+        source: src,
+        origin,
+        scale,
+    } in &spec.events
+    {
         count[src] += 1;
         // A1, B1, … for up to 26 sources; S0001-1, … beyond.
         let ev = if spec.sources.len() <= 26 {
@@ -381,7 +416,11 @@ fn write_catalog(spec: &Spec, out: &Path) -> Result<()> {
         if count[src] > 1 {
             continue;
         }
-        let (x, y, z) = spec.sources[src];
+        let Source {
+            east_km: x,
+            north_km: y,
+            depth_km: z,
+        } = spec.sources[src];
         // Local flat-earth coordinates around 46.0 N, 8.0 E.
         let (lat, lon) = (
             46.0 + y / 111.19,
@@ -392,7 +431,8 @@ fn write_catalog(spec: &Spec, out: &Path) -> Result<()> {
             epoch::format_time(origin),
             1.5 + scale
         ));
-        for (si, (sta, _, _)) in spec.stations.iter().enumerate() {
+        for (si, sta) in spec.stations.iter().enumerate() {
+            let sta = &sta.code;
             let (tp, ts) = travel_times(spec, src, si);
             // Picks rounded to 0.01 s, as an analyst would give them.
             let at = |dt: f64| origin + ((dt * 100.0).round() as i64) * (NS_PER_S / 100);

@@ -43,12 +43,6 @@ pub struct RawTrace {
     pub problems: Vec<String>,
 }
 
-impl RawTrace {
-    pub fn n_present(&self) -> usize {
-        self.mask.iter().filter(|&&m| m).count()
-    }
-}
-
 fn is_year_dir(p: &Path) -> bool {
     p.is_dir()
         && p.file_name()
@@ -154,6 +148,26 @@ impl Archive {
     /// of the window the records span. `None` if no record overlaps.
     pub fn read(&self, id: &str, t0: Nanos, t1: Nanos) -> Result<Option<RawTrace>> {
         let mut problems = Vec::new();
+        let records = self.records(id, t0, t1, &mut problems);
+        if records.is_empty() {
+            if problems.is_empty() {
+                return Ok(None);
+            }
+            return Err(Error::Input(problems.join("; ")));
+        }
+        Ok(Some(merge(id, t0, t1, records, problems)))
+    }
+
+    /// The records of channel `id` that overlap `[t0, t1)`, each with its
+    /// file, sorted by start. Damaged files give the records before the
+    /// damage; what was wrong goes into `problems`.
+    fn records(
+        &self,
+        id: &str,
+        t0: Nanos,
+        t1: Nanos,
+        problems: &mut Vec<String>,
+    ) -> Vec<(PathBuf, mseed::Record)> {
         let mut records = Vec::new();
         for path in self.files_for(id, t0, t1) {
             let (recs, damage, warnings) = mseed::read_good_records(&path);
@@ -176,7 +190,7 @@ impl Archive {
                     foreign.insert(r.id);
                     continue;
                 }
-                let end = r.start + (r.samples.len() as f64 * 1e9 / r.rate).round() as i64;
+                let end = epoch::sample_time(r.start, r.samples.len() as i64, r.rate);
                 if end > t0 && r.start < t1 {
                     records.push((path.clone(), r));
                 }
@@ -190,80 +204,89 @@ impl Archive {
                 ));
             }
         }
-        if records.is_empty() {
-            if problems.is_empty() {
-                return Ok(None);
-            }
-            return Err(Error::Input(problems.join("; ")));
-        }
         records.sort_by_key(|(_, r)| r.start);
-        // The first record's rate is the channel's; others are reported.
-        let rate = records[0].1.rate;
-        let same_rate = |r: &mseed::Record| ((r.rate - rate) / rate).abs() <= 1e-4;
-        let index = |t: Nanos| ((t - t0) as f64 * rate / 1e9).round() as i64;
-        // The grid spans the window's samples that the records cover.
-        let n_window = ((t1 - t0) as f64 * rate / 1e9).ceil() as i64;
-        let lo = records
-            .iter()
-            .filter(|(_, r)| same_rate(r))
-            .map(|(_, r)| index(r.start))
-            .min()
-            .unwrap_or(0);
-        let hi = records
-            .iter()
-            .filter(|(_, r)| same_rate(r))
-            .map(|(_, r)| index(r.start) + r.samples.len() as i64)
-            .max()
-            .unwrap_or(0);
-        let (lo, hi) = (lo.clamp(0, n_window), hi.clamp(0, n_window));
-        let n = (hi - lo).max(0) as usize;
-        let mut data = vec![0.0; n];
-        let mut mask = vec![false; n];
-        let mut conflicts = 0usize;
-        let mut conflict_file = None;
-        for (path, r) in &records {
-            if !same_rate(r) {
-                problems.push(format!(
-                    "{}: {id} record at {} has sampling rate {} Hz, the channel has {rate} Hz; \
-                     record ignored",
-                    path.display(),
-                    epoch::format_time(r.start),
-                    r.rate
-                ));
+        records
+    }
+}
+
+/// Records of one channel (sorted by start, at least one) merged onto the
+/// grid of the first one's rate, over the part of `[t0, t1)` they cover.
+/// Records at other rates are left out, and the first value read of a
+/// sample is kept where overlapping records disagree; both are said in the
+/// trace's problems.
+fn merge(
+    id: &str,
+    t0: Nanos,
+    t1: Nanos,
+    records: Vec<(PathBuf, mseed::Record)>,
+    mut problems: Vec<String>,
+) -> RawTrace {
+    // The first record's rate is the channel's; others are reported.
+    let rate = records[0].1.rate;
+    let same_rate = |r: &mseed::Record| ((r.rate - rate) / rate).abs() <= 1e-4;
+    let index = |t: Nanos| ((t - t0) as f64 * rate / 1e9).round() as i64;
+    // The grid spans the window's samples that the records cover.
+    let n_window = ((t1 - t0) as f64 * rate / 1e9).ceil() as i64;
+    let lo = records
+        .iter()
+        .filter(|(_, r)| same_rate(r))
+        .map(|(_, r)| index(r.start))
+        .min()
+        .unwrap_or(0);
+    let hi = records
+        .iter()
+        .filter(|(_, r)| same_rate(r))
+        .map(|(_, r)| index(r.start) + r.samples.len() as i64)
+        .max()
+        .unwrap_or(0);
+    let (lo, hi) = (lo.clamp(0, n_window), hi.clamp(0, n_window));
+    let n = (hi - lo).max(0) as usize;
+    let mut data = vec![0.0; n];
+    let mut mask = vec![false; n];
+    let mut conflicts = 0usize;
+    let mut conflict_file = None;
+    for (path, r) in &records {
+        if !same_rate(r) {
+            problems.push(format!(
+                "{}: {id} record at {} has sampling rate {} Hz, the channel has {rate} Hz; \
+                 record ignored",
+                path.display(),
+                epoch::format_time(r.start),
+                r.rate
+            ));
+            continue;
+        }
+        let offset = index(r.start) - lo;
+        for (i, &v) in r.samples.iter().enumerate() {
+            let j = offset + i as i64;
+            if j < 0 || j >= n as i64 {
                 continue;
             }
-            let offset = index(r.start) - lo;
-            for (i, &v) in r.samples.iter().enumerate() {
-                let j = offset + i as i64;
-                if j < 0 || j >= n as i64 {
-                    continue;
+            let j = j as usize;
+            if mask[j] {
+                if data[j] != v {
+                    conflicts += 1;
+                    conflict_file.get_or_insert_with(|| path.clone());
                 }
-                let j = j as usize;
-                if mask[j] {
-                    if data[j] != v {
-                        conflicts += 1;
-                        conflict_file.get_or_insert_with(|| path.clone());
-                    }
-                } else {
-                    data[j] = v;
-                    mask[j] = true;
-                }
+            } else {
+                data[j] = v;
+                mask[j] = true;
             }
         }
-        if let Some(path) = conflict_file {
-            problems.push(format!(
-                "{}: {id}: {conflicts} overlapping samples disagree with earlier records; \
-                 the earlier values are kept",
-                path.display()
-            ));
-        }
-        Ok(Some(RawTrace {
-            id: id.to_string(),
-            start: t0 + (lo as f64 * 1e9 / rate).round() as i64,
-            rate,
-            data,
-            mask,
-            problems,
-        }))
+    }
+    if let Some(path) = conflict_file {
+        problems.push(format!(
+            "{}: {id}: {conflicts} overlapping samples disagree with earlier records; \
+             the earlier values are kept",
+            path.display()
+        ));
+    }
+    RawTrace {
+        id: id.to_string(),
+        start: epoch::sample_time(t0, lo, rate),
+        rate,
+        data,
+        mask,
+        problems,
     }
 }

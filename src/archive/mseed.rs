@@ -26,7 +26,6 @@ pub struct Header {
     pub id: String,
     pub start: Nanos,
     pub end: Nanos,
-    pub rate: f64,
 }
 
 /// `NET.STA.LOC.CHA` of a record from its FDSN source identifier
@@ -292,12 +291,7 @@ pub fn read_headers(path: &Path) -> Result<Vec<Header>> {
         check_rate(path, &id, rate)?;
         let start = epoch::from_offset_datetime(rec.start_time().at(path)?);
         let end = start + ((n as f64) * 1e9 / rate).round() as i64;
-        out.push(Header {
-            id,
-            start,
-            end,
-            rate,
-        });
+        out.push(Header { id, start, end });
         Ok(())
     })?;
     Ok(out)

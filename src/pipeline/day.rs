@@ -14,13 +14,12 @@ use crate::archive::Archive;
 use crate::correlate::{
     self, Backend, ChannelNorm, DayChannel, DayView, PeakSpec, StackChannel, StackTemplate,
 };
-use crate::detect::{self, ThresholdType};
-use crate::epoch::{self, Day, Nanos};
+use crate::detect::{self, ChannelPick, Detection, ThresholdType};
+use crate::epoch::{self, sample_time, Day, Nanos};
 use crate::error::Result;
+use crate::shard::Shard;
+use crate::stretch::{self, Stretch};
 use crate::templates::TemplateSet;
-
-use super::load::{self, Stretch};
-use super::shard::Shard;
 
 /// Detection settings.
 #[derive(Debug, Clone)]
@@ -56,35 +55,6 @@ impl Default for DetectParams {
             template_shard: None,
         }
     }
-}
-
-/// One channel's correlation at a detection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChannelPick {
-    /// Index into the template's channels.
-    pub channel: usize,
-    /// CC at the detection's lag.
-    pub cc: f32,
-    /// Largest |CC| within ±shift_len, and its lag in samples.
-    pub best_cc: f32,
-    pub best_lag: i32,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Detection {
-    /// Index into the template set.
-    pub template: usize,
-    /// Start of the template's earliest channel at the peak.
-    pub time: Nanos,
-    pub cc_sum: f32,
-    /// `cc_sum / n_channels`.
-    pub mean_cc: f32,
-    pub threshold: f32,
-    /// Median of |stack| over the day (EQcorrscan's "MAD").
-    pub mad: f32,
-    /// Channels with valid data at the peak.
-    pub n_channels: usize,
-    pub channels: Vec<ChannelPick>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -172,7 +142,7 @@ fn prepare(
                 let Some(waveform) = wave else {
                     problems.push(format!(
                         "template {}: channel {} is flat; not used",
-                        t.id, c.id
+                        t.event.id, c.id
                     ));
                     continue;
                 };
@@ -243,9 +213,9 @@ pub fn load_day(
     let m = set.len;
     let lead = lead_samples(params, rate);
     let n_day = (epoch::NS_PER_DAY as f64 * rate / 1e9).round() as usize;
-    let start = load::sample_time(epoch::day_start(day), -(lead as i64), rate);
+    let start = sample_time(epoch::day_start(day), -(lead as i64), rate);
     let len = lead + n_day + tail_samples(set);
-    let stretch = load::load(archive, &set.channel_ids(), &set.recipe, rate, start, len);
+    let stretch = stretch::load(archive, &set.channel_ids(), &set.recipe, rate, start, len);
     // The day proper in stretch coordinates.
     let own = |i: usize| (lead + i).saturating_sub(stretch.offset);
     let extent = stretch.data_extent(own(0), own(n_day));
@@ -366,7 +336,7 @@ pub fn detect_loaded(
         min_channels: params.min_channels,
         host_memory: params.memory_budget,
     };
-    let t0 = load::sample_time(stretch.start, first as i64, rate);
+    let t0 = sample_time(stretch.start, first as i64, rate);
     // Stacks are only seen on the host when asked for; otherwise the
     // backend finds the peaks where it computes.
     let peaks = match inspect {
@@ -387,7 +357,7 @@ pub fn detect_loaded(
                     let n_used = correlate::channels_used(&view, t, k);
                     Detection {
                         template: ti,
-                        time: load::sample_time(stretch.start, (first + k) as i64, rate),
+                        time: sample_time(stretch.start, (first + k) as i64, rate),
                         cc_sum: v,
                         mean_cc: v / n_used.max(1) as f32,
                         threshold: tp.threshold,

@@ -1,14 +1,11 @@
 //! The day loop: for each requested day, detect and append to the output.
 
 mod day;
-pub mod load;
-mod shard;
 
 pub use day::{
-    detect_day, detect_day_with_stacks, detect_loaded, load_day, ChannelPick, DayResult,
-    DetectParams, Detection, LoadedDay, NormalizedTemplates,
+    detect_day, detect_day_with_stacks, detect_loaded, load_day, DayResult, DetectParams,
+    LoadedDay, NormalizedTemplates,
 };
-pub use shard::Shard;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -18,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::archive::Archive;
 use crate::correlate::Backend;
+use crate::detect::Detection;
 use crate::epoch::{self, Day};
 use crate::error::{Error, Result};
 use crate::output::{DayStatus, Writer};
@@ -173,7 +171,7 @@ pub fn check_span(set: &TemplateSet) -> Result<()> {
             .templates
             .iter()
             .max_by_key(|t| t.max_pad())
-            .map_or(String::new(), |t| t.id.clone());
+            .map_or(String::new(), |t| t.event.id.clone());
         return Err(crate::Error::Input(format!(
             "template {worst} spans {span:.0} s (moveout + length), more than the one-day \
              overlap read past each midnight allows; check its picks"

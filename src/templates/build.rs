@@ -9,26 +9,38 @@ use std::str::FromStr;
 
 use super::{Template, TemplateChannel, TemplateSet};
 use crate::archive::Archive;
-use crate::catalog::{Catalog, Pick};
-use crate::epoch::{self, Nanos, NS_PER_S};
+use crate::catalog::{Catalog, Event, Phase, Pick};
+use crate::epoch::{self, sample_time, samples_between, Nanos, NS_PER_S};
 use crate::error::{Error, Result};
-use crate::pipeline::load;
 use crate::preprocess::Recipe;
+use crate::stretch::{self, Channel};
 
+/// The phases whose picks make template windows (`--phase`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum Phases {
     P,
     S,
+    /// P and S.
     All,
 }
 
-impl FromStr for Phase {
+impl Phases {
+    fn contains(self, phase: Phase) -> bool {
+        match self {
+            Phases::All => true,
+            Phases::P => phase == Phase::P,
+            Phases::S => phase == Phase::S,
+        }
+    }
+}
+
+impl FromStr for Phases {
     type Err = String;
-    fn from_str(s: &str) -> Result<Phase, String> {
+    fn from_str(s: &str) -> Result<Phases, String> {
         match s.to_ascii_uppercase().as_str() {
-            "P" => Ok(Phase::P),
-            "S" => Ok(Phase::S),
-            "ALL" => Ok(Phase::All),
+            "P" => Ok(Phases::P),
+            "S" => Ok(Phases::S),
+            "ALL" => Ok(Phases::All),
             _ => Err(format!("unknown phase '{s}' (P, S or all)")),
         }
     }
@@ -36,7 +48,7 @@ impl FromStr for Phase {
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
-    pub phase: Phase,
+    pub phase: Phases,
     /// Seconds before the pick where the window starts.
     pub pre: f64,
     /// Window length in seconds.
@@ -67,16 +79,8 @@ fn round_half_even(x: f64) -> i64 {
 /// two samples then goes the way EQcorrscan's references are cut.
 fn window_index(grid: Nanos, mask: &[bool], start: Nanos, rate: f64) -> i64 {
     let first = mask.iter().position(|&m| m).unwrap_or(0) as i64;
-    let t_first = load::sample_time(grid, first, rate);
+    let t_first = sample_time(grid, first, rate);
     first + round_half_even((start - t_first) as f64 / 1e9 * rate)
-}
-
-fn phase_matches(phase: Phase, p: &Pick) -> bool {
-    match phase {
-        Phase::All => p.phase == "P" || p.phase == "S",
-        Phase::P => p.phase == "P",
-        Phase::S => p.phase == "S",
-    }
 }
 
 /// Channel ids a pick applies to: its own, or every archive channel its
@@ -105,6 +109,27 @@ fn pick_ids(p: &Pick, archive_ids: &[String]) -> Vec<String> {
     }
 }
 
+/// A pick's window on one channel.
+struct Window {
+    channel: String,
+    phase: Phase,
+    /// Time of the window's start (the pick less `--pre`).
+    start: Nanos,
+}
+
+/// The windows of each event, by event id.
+type Windows = BTreeMap<String, Vec<Window>>;
+
+/// A window cut from the processed data: the time of its first sample on
+/// the data's grid, and its samples.
+struct Cut {
+    start: Nanos,
+    data: Vec<f32>,
+}
+
+/// Cuts by event id and index among the event's windows.
+type Cuts = BTreeMap<(String, usize), Cut>;
+
 /// Build templates. Returns the set and warnings (channels or templates
 /// left out, and why).
 pub fn build(
@@ -119,34 +144,7 @@ pub fn build(
             "--length must be positive and --pre finite".into(),
         ));
     }
-    let needs_listing = catalog
-        .picks
-        .iter()
-        .any(|p| p.channel.is_empty() || p.channel.contains(['*', '?']));
-    let archive_ids = if needs_listing {
-        archive.channel_ids()
-    } else {
-        Vec::new()
-    };
-
-    // (event, channel id, phase) -> window start.
-    let mut windows: BTreeMap<String, Vec<(String, String, Nanos)>> = BTreeMap::new();
-    for p in catalog
-        .picks
-        .iter()
-        .filter(|p| phase_matches(opts.phase, p))
-    {
-        for id in pick_ids(p, &archive_ids) {
-            if !opts.channels.is_empty() && !opts.channels.iter().any(|g| g.matches(&id)) {
-                continue;
-            }
-            let start = p.time - (opts.pre * 1e9).round() as i64;
-            let w = windows.entry(p.event_id.clone()).or_default();
-            if !w.iter().any(|(i, ph, _)| *i == id && *ph == p.phase) {
-                w.push((id, p.phase.clone(), start));
-            }
-        }
-    }
+    let windows = pick_windows(catalog, archive, opts);
     if windows.is_empty() {
         return Err(Error::Input(format!(
             "no picks of phase {:?} on the selected channels in the catalog",
@@ -168,134 +166,15 @@ pub fn build(
         )));
     }
 
-    // Cut every window from its day, processing each day once.
-    let mut by_day: BTreeMap<i64, Vec<(String, usize, Nanos)>> = BTreeMap::new();
-    for (ev, ws) in &windows {
-        for (i, (_, _, start)) in ws.iter().enumerate() {
-            by_day
-                .entry(epoch::day_of(*start))
-                .or_default()
-                .push((ev.clone(), i, *start));
-        }
-    }
     let mut warnings = Vec::new();
-    let mut cuts: BTreeMap<(String, usize), (Nanos, Vec<f32>)> = BTreeMap::new();
-    let noise = m; // samples of noise before the window for the SNR
-    let tail = ((opts.length.max(0.0) + 1.0) * rate).ceil() as usize + m;
-    for (day, items) in &by_day {
-        let ids: Vec<String> = {
-            let mut v: Vec<String> = items
-                .iter()
-                .map(|(ev, i, _)| windows[ev][*i].0.clone())
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        let n_day = (epoch::NS_PER_DAY as f64 * rate / 1e9).round() as usize;
-        let grid = load::sample_time(epoch::day_start(*day), -(noise as i64), rate);
-        let stretch = load::load(
-            archive,
-            &ids,
-            &opts.recipe,
-            rate,
-            grid,
-            noise + n_day + tail,
-        );
-        warnings.extend(stretch.problems.iter().cloned());
-        for (ev, i, start) in items {
-            let (id, phase, _) = &windows[ev][*i];
-            let Some(ci) = stretch.channel_index(id) else {
-                warnings.push(format!(
-                    "template {ev}: {id} {phase}: no data; channel left out"
-                ));
-                continue;
-            };
-            let ch = &stretch.channels[ci];
-            let i0 = window_index(stretch.start, &ch.mask, *start, rate);
-            if i0 < 0 || i0 as usize + m > ch.data.len() {
-                warnings.push(format!(
-                    "template {ev}: {id} {phase}: window outside the data read"
-                ));
-                continue;
-            }
-            let i0 = i0 as usize;
-            if ch.mask[i0..i0 + m].iter().any(|&p| !p) {
-                warnings.push(format!(
-                    "template {ev}: {id} {phase}: gap in the window; channel left out"
-                ));
-                continue;
-            }
-            let data = ch.data[i0..i0 + m].to_vec();
-            if crate::correlate::normalize_template(&data).is_none() {
-                warnings.push(format!(
-                    "template {ev}: {id} {phase}: flat waveform; channel left out"
-                ));
-                continue;
-            }
-            if let Some(min) = opts.min_snr {
-                let a = i0.saturating_sub(noise);
-                let nw = &ch.data[a..i0];
-                if nw.len() == noise && ch.mask[a..i0].iter().all(|&p| p) {
-                    let rms = (nw.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
-                        / nw.len() as f64)
-                        .sqrt();
-                    let peak = data.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
-                    let snr = peak / rms;
-                    // A NaN SNR (no noise window) is below any minimum.
-                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
-                    if !(snr >= min) {
-                        warnings.push(format!(
-                            "template {ev}: {id} {phase}: SNR {snr:.1} below --min-snr {min}; channel left out"
-                        ));
-                        continue;
-                    }
-                }
-            }
-            let t_start = load::sample_time(stretch.start, i0 as i64, rate);
-            cuts.insert((ev.clone(), *i), (t_start, data));
-        }
-    }
-
-    let mut templates = Vec::new();
-    for (ev, ws) in &windows {
-        let mut channels: Vec<TemplateChannel> = ws
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (id, phase, _))| {
-                cuts.get(&(ev.clone(), i))
-                    .map(|(start, data)| TemplateChannel {
-                        id: id.clone(),
-                        phase: phase.clone(),
-                        start: *start,
-                        pad: 0,
-                        weight: 1.0,
-                        data: data.clone(),
-                    })
-            })
-            .collect();
-        if channels.is_empty() {
-            warnings.push(format!(
-                "template {ev}: no usable channel; template left out"
-            ));
-            continue;
-        }
-        channels.sort_by(|a, b| a.id.cmp(&b.id).then(a.phase.cmp(&b.phase)));
-        let t0 = channels.iter().map(|c| c.start).min().unwrap();
-        for c in &mut channels {
-            c.pad = load::samples_between(t0, c.start, rate) as usize;
-        }
-        let e = catalog.events.get(ev);
-        templates.push(Template {
-            id: ev.clone(),
-            origin: e.map_or(t0, |e| e.origin),
-            latitude: e.map_or(f64::NAN, |e| e.latitude),
-            longitude: e.map_or(f64::NAN, |e| e.longitude),
-            depth_km: e.map_or(f64::NAN, |e| e.depth_km),
-            magnitude: e.map_or(f64::NAN, |e| e.magnitude),
-            channels,
-        });
-    }
+    let cutting = Cutting {
+        archive,
+        opts,
+        rate,
+        m,
+    };
+    let cuts = cutting.all(&windows, &mut warnings);
+    let templates = assemble(catalog, &windows, &cuts, rate, &mut warnings);
     if templates.is_empty() {
         return Err(Error::Input(format!(
             "no template could be built:\n  {}",
@@ -313,14 +192,219 @@ pub fn build(
     ))
 }
 
+/// The windows of the picks of the chosen phases on the chosen channels,
+/// one per event, channel and phase.
+fn pick_windows(catalog: &Catalog, archive: &Archive, opts: &BuildOptions) -> Windows {
+    let needs_listing = catalog
+        .picks
+        .iter()
+        .any(|p| p.channel.is_empty() || p.channel.contains(['*', '?']));
+    let archive_ids = if needs_listing {
+        archive.channel_ids()
+    } else {
+        Vec::new()
+    };
+    let mut windows = Windows::new();
+    for p in catalog.picks.iter() {
+        let Some(phase) = p.phase.filter(|&ph| opts.phase.contains(ph)) else {
+            continue;
+        };
+        for id in pick_ids(p, &archive_ids) {
+            if !opts.channels.is_empty() && !opts.channels.iter().any(|g| g.matches(&id)) {
+                continue;
+            }
+            let start = p.time - (opts.pre * 1e9).round() as i64;
+            let w = windows.entry(p.event_id.clone()).or_default();
+            if !w.iter().any(|w| w.channel == id && w.phase == phase) {
+                w.push(Window {
+                    channel: id,
+                    phase,
+                    start,
+                });
+            }
+        }
+    }
+    windows
+}
+
+/// Cutting windows from the processed data, each day processed once with
+/// the loader `detect` uses.
+struct Cutting<'a> {
+    archive: &'a Archive,
+    opts: &'a BuildOptions,
+    rate: f64,
+    /// Samples per window, and of noise before it for the SNR.
+    m: usize,
+}
+
+impl Cutting<'_> {
+    /// Every window that can be cut; the others are said in `warnings`.
+    fn all(&self, windows: &Windows, warnings: &mut Vec<String>) -> Cuts {
+        let mut by_day: BTreeMap<epoch::Day, Vec<(&str, usize)>> = BTreeMap::new();
+        for (ev, ws) in windows {
+            for (i, w) in ws.iter().enumerate() {
+                by_day
+                    .entry(epoch::day_of(w.start))
+                    .or_default()
+                    .push((ev, i));
+            }
+        }
+        let mut cuts = Cuts::new();
+        for (day, items) in &by_day {
+            self.day(*day, items, windows, warnings, &mut cuts);
+        }
+        cuts
+    }
+
+    /// The windows `items` (event id, index) that start on `day`.
+    fn day(
+        &self,
+        day: epoch::Day,
+        items: &[(&str, usize)],
+        windows: &Windows,
+        warnings: &mut Vec<String>,
+        cuts: &mut Cuts,
+    ) {
+        let (rate, m) = (self.rate, self.m);
+        let mut ids: Vec<String> = items
+            .iter()
+            .map(|&(ev, i)| windows[ev][i].channel.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        // The day from `m` samples of noise before midnight to past the
+        // next midnight by a window and a second.
+        let noise = m;
+        let tail = ((self.opts.length.max(0.0) + 1.0) * rate).ceil() as usize + m;
+        let n_day = (epoch::NS_PER_DAY as f64 * rate / 1e9).round() as usize;
+        let grid = sample_time(epoch::day_start(day), -(noise as i64), rate);
+        let stretch = stretch::load(
+            self.archive,
+            &ids,
+            &self.opts.recipe,
+            rate,
+            grid,
+            noise + n_day + tail,
+        );
+        warnings.extend(stretch.problems.iter().cloned());
+        for &(ev, i) in items {
+            let w = &windows[ev][i];
+            let cut = match stretch.channel_index(&w.channel) {
+                Some(ci) => self.window(&stretch.channels[ci], stretch.start, w.start),
+                None => Err("no data; channel left out".to_string()),
+            };
+            match cut {
+                Ok(cut) => {
+                    cuts.insert((ev.to_string(), i), cut);
+                }
+                Err(why) => {
+                    warnings.push(format!("template {ev}: {} {}: {why}", w.channel, w.phase))
+                }
+            }
+        }
+    }
+
+    /// The window starting at `start` on a channel whose samples are
+    /// `grid + i / rate`, or why it is left out.
+    fn window(&self, ch: &Channel, grid: Nanos, start: Nanos) -> Result<Cut, String> {
+        let (rate, m) = (self.rate, self.m);
+        let i0 = window_index(grid, &ch.mask, start, rate);
+        if i0 < 0 || i0 as usize + m > ch.data.len() {
+            return Err("window outside the data read".into());
+        }
+        let i0 = i0 as usize;
+        if ch.mask[i0..i0 + m].iter().any(|&p| !p) {
+            return Err("gap in the window; channel left out".into());
+        }
+        let data = ch.data[i0..i0 + m].to_vec();
+        if crate::correlate::normalize_template(&data).is_none() {
+            return Err("flat waveform; channel left out".into());
+        }
+        if let Some(min) = self.opts.min_snr {
+            let noise = m;
+            let a = i0.saturating_sub(noise);
+            let nw = &ch.data[a..i0];
+            if nw.len() == noise && ch.mask[a..i0].iter().all(|&p| p) {
+                let rms =
+                    (nw.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / nw.len() as f64).sqrt();
+                let peak = data.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
+                let snr = peak / rms;
+                // A NaN SNR (no noise window) is below any minimum.
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                if !(snr >= min) {
+                    return Err(format!(
+                        "SNR {snr:.1} below --min-snr {min}; channel left out"
+                    ));
+                }
+            }
+        }
+        Ok(Cut {
+            start: sample_time(grid, i0 as i64, rate),
+            data,
+        })
+    }
+}
+
+/// One template per event with a cut window, its channels sorted and their
+/// moveouts counted from the earliest.
+fn assemble(
+    catalog: &Catalog,
+    windows: &Windows,
+    cuts: &Cuts,
+    rate: f64,
+    warnings: &mut Vec<String>,
+) -> Vec<Template> {
+    let mut templates = Vec::new();
+    for (ev, ws) in windows {
+        let mut channels: Vec<TemplateChannel> = ws
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                cuts.get(&(ev.clone(), i)).map(|cut| TemplateChannel {
+                    id: w.channel.clone(),
+                    phase: w.phase,
+                    start: cut.start,
+                    pad: 0,
+                    weight: 1.0,
+                    data: cut.data.clone(),
+                })
+            })
+            .collect();
+        if channels.is_empty() {
+            warnings.push(format!(
+                "template {ev}: no usable channel; template left out"
+            ));
+            continue;
+        }
+        channels.sort_by(|a, b| a.id.cmp(&b.id).then(a.phase.cmp(&b.phase)));
+        let t0 = channels.iter().map(|c| c.start).min().unwrap();
+        for c in &mut channels {
+            c.pad = samples_between(t0, c.start, rate) as usize;
+        }
+        let event = match catalog.events.get(ev) {
+            Some(e) => Event {
+                id: ev.clone(),
+                ..e.clone()
+            },
+            None => Event {
+                id: ev.clone(),
+                origin: t0,
+                latitude: f64::NAN,
+                longitude: f64::NAN,
+                depth_km: f64::NAN,
+                magnitude: f64::NAN,
+            },
+        };
+        templates.push(Template { event, channels });
+    }
+    templates
+}
+
 /// Sampling rate of the data of the first window that has data.
-fn native_rate(
-    archive: &Archive,
-    windows: &BTreeMap<String, Vec<(String, String, Nanos)>>,
-) -> Result<f64> {
+fn native_rate(archive: &Archive, windows: &Windows) -> Result<f64> {
     let mut problems = Vec::new();
-    for (id, _, start) in windows.values().flatten() {
-        match archive.read(id, *start, start + 10 * NS_PER_S) {
+    for w in windows.values().flatten() {
+        match archive.read(&w.channel, w.start, w.start + 10 * NS_PER_S) {
             Ok(Some(raw)) => return Ok(raw.rate),
             Ok(None) => {}
             Err(e) => {

@@ -15,6 +15,7 @@ use hdf5::H5Type;
 use ndarray::Array2;
 
 use super::{Template, TemplateChannel, TemplateSet};
+use crate::catalog::Event;
 use crate::error::{Error, Result};
 use crate::preprocess::Recipe;
 
@@ -98,12 +99,12 @@ pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
     let mut wave = Array2::<f32>::zeros((n_chan, set.len));
     for (ti, t) in set.templates.iter().enumerate() {
         trows.push(TemplateRow {
-            id: vlu(path, &t.id)?,
-            origin_ns: t.origin,
-            latitude: t.latitude,
-            longitude: t.longitude,
-            depth_km: t.depth_km,
-            magnitude: t.magnitude,
+            id: vlu(path, &t.event.id)?,
+            origin_ns: t.event.origin,
+            latitude: t.event.latitude,
+            longitude: t.event.longitude,
+            depth_km: t.event.depth_km,
+            magnitude: t.event.magnitude,
             first_channel: crows.len() as u64,
             n_channels: t.channels.len() as u32,
         });
@@ -111,7 +112,7 @@ pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
             if c.data.len() != set.len {
                 return Err(Error::Input(format!(
                     "template {} channel {} has {} samples, the set has {}",
-                    t.id,
+                    t.event.id,
                     c.id,
                     c.data.len(),
                     set.len
@@ -122,7 +123,7 @@ pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
             crows.push(ChannelRow {
                 template: ti as u32,
                 seed_id: vlu(path, &c.id)?,
-                phase: vlu(path, &c.phase)?,
+                phase: vlu(path, &c.phase.to_string())?,
                 start_ns: c.start,
                 pad: c.pad as u32,
                 weight: c.weight,
@@ -150,32 +151,7 @@ pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
 
 pub fn read(path: &Path) -> Result<TemplateSet> {
     let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
-    let file = hdf5::File::open(path)
-        .map_err(|e| Error::file(path, format!("cannot open as HDF5: {e}")))?;
-    let format: String = file
-        .attr("format")
-        .and_then(|a| a.read_scalar::<VarLenUnicode>())
-        .map(|s| s.to_string())
-        .map_err(|_| Error::file(path, "not a tmatch template file (no 'format' attribute)"))?;
-    if format != FORMAT {
-        return Err(Error::file(
-            path,
-            format!("not a tmatch template file (format '{format}')"),
-        ));
-    }
-    let version: u32 = file
-        .attr("format_version")
-        .and_then(|a| a.read_scalar())
-        .map_err(h5)?;
-    if version != FORMAT_VERSION {
-        return Err(Error::file(
-            path,
-            format!(
-                "template file format version {version}; this tmatch reads version \
-                 {FORMAT_VERSION}: rebuild the templates with this version"
-            ),
-        ));
-    }
+    let file = open_checked(path)?;
     let f64_attr = |name: &str| -> Result<f64> {
         file.attr(name)
             .and_then(|a| a.read_scalar::<f64>())
@@ -213,41 +189,89 @@ pub fn read(path: &Path) -> Result<TemplateSet> {
             "waveforms do not match the channel table",
         ));
     }
-    let mut templates = Vec::with_capacity(trows.len());
-    for r in trows {
-        let (a, n) = (r.first_channel as usize, r.n_channels as usize);
-        let rows = crows.get(a..a + n).ok_or_else(|| {
-            Error::file(
-                path,
-                format!("template {}: channel rows out of range", r.id),
-            )
-        })?;
-        let channels = rows
-            .iter()
-            .enumerate()
-            .map(|(i, c)| TemplateChannel {
+    let templates = trows
+        .iter()
+        .map(|r| template_of_rows(path, r, &crows, &wave))
+        .collect::<Result<_>>()?;
+    Ok(TemplateSet {
+        recipe,
+        rate,
+        len,
+        templates,
+    })
+}
+
+/// Open a template file, refusing files that are not one or are of
+/// another format version.
+fn open_checked(path: &Path) -> Result<hdf5::File> {
+    let file = hdf5::File::open(path)
+        .map_err(|e| Error::file(path, format!("cannot open as HDF5: {e}")))?;
+    let format: String = file
+        .attr("format")
+        .and_then(|a| a.read_scalar::<VarLenUnicode>())
+        .map(|s| s.to_string())
+        .map_err(|_| Error::file(path, "not a tmatch template file (no 'format' attribute)"))?;
+    if format != FORMAT {
+        return Err(Error::file(
+            path,
+            format!("not a tmatch template file (format '{format}')"),
+        ));
+    }
+    let version: u32 = file
+        .attr("format_version")
+        .and_then(|a| a.read_scalar())
+        .map_err(|e| Error::file(path, format!("HDF5: {e}")))?;
+    if version != FORMAT_VERSION {
+        return Err(Error::file(
+            path,
+            format!(
+                "template file format version {version}; this tmatch reads version \
+                 {FORMAT_VERSION}: rebuild the templates with this version"
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// A template from its row, its channel rows and their waveforms.
+fn template_of_rows(
+    path: &Path,
+    r: &TemplateRow,
+    crows: &[ChannelRow],
+    wave: &Array2<f32>,
+) -> Result<Template> {
+    let (a, n) = (r.first_channel as usize, r.n_channels as usize);
+    let rows = crows.get(a..a + n).ok_or_else(|| {
+        Error::file(
+            path,
+            format!("template {}: channel rows out of range", r.id),
+        )
+    })?;
+    let channels = rows
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Ok(TemplateChannel {
                 id: c.seed_id.to_string(),
-                phase: c.phase.to_string(),
+                phase: c.phase.parse().map_err(|e| {
+                    Error::file(path, format!("template {}: {}: {e}", r.id, c.seed_id))
+                })?,
                 start: c.start_ns,
                 pad: c.pad as usize,
                 weight: c.weight,
                 data: wave.row(a + i).to_vec(),
             })
-            .collect();
-        templates.push(Template {
+        })
+        .collect::<Result<_>>()?;
+    Ok(Template {
+        event: Event {
             id: r.id.to_string(),
             origin: r.origin_ns,
             latitude: r.latitude,
             longitude: r.longitude,
             depth_km: r.depth_km,
             magnitude: r.magnitude,
-            channels,
-        });
-    }
-    Ok(TemplateSet {
-        recipe,
-        rate,
-        len,
-        templates,
+        },
+        channels,
     })
 }

@@ -4,9 +4,10 @@
 pub mod build;
 mod file;
 
-pub use build::{build, BuildOptions, Phase};
+pub use build::{build, BuildOptions, Phases};
 pub use file::{read, write, FORMAT_VERSION};
 
+use crate::catalog::{Event, Phase};
 use crate::epoch::Nanos;
 use crate::preprocess::Recipe;
 
@@ -14,7 +15,7 @@ use crate::preprocess::Recipe;
 pub struct TemplateChannel {
     /// SEED id `NET.STA.LOC.CHA`.
     pub id: String,
-    pub phase: String,
+    pub phase: Phase,
     /// Time of the first sample.
     pub start: Nanos,
     /// Offset in samples from the template's earliest channel.
@@ -26,12 +27,10 @@ pub struct TemplateChannel {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
-    pub id: String,
-    pub origin: Nanos,
-    pub latitude: f64,
-    pub longitude: f64,
-    pub depth_km: f64,
-    pub magnitude: f64,
+    /// The earthquake the template was cut from; its id names the
+    /// template. Without a catalogued origin, the origin is the start of
+    /// the earliest channel and the location and magnitude are NaN.
+    pub event: Event,
     pub channels: Vec<TemplateChannel>,
 }
 
@@ -42,12 +41,12 @@ impl Template {
             .iter()
             .map(|c| c.start)
             .min()
-            .unwrap_or(self.origin)
+            .unwrap_or(self.event.origin)
     }
 
     /// Detection time minus this offset is the origin time.
     pub fn origin_offset(&self) -> Nanos {
-        self.start() - self.origin
+        self.start() - self.event.origin
     }
 
     pub fn max_pad(&self) -> usize {
@@ -93,7 +92,7 @@ impl TemplateSet {
         let mut h = crate::checksum::Fnv1a::default();
         h.write(format!("{:?}|{}|{}", self.recipe, self.rate, self.len).as_bytes());
         for t in &self.templates {
-            h.write(t.id.as_bytes());
+            h.write(t.event.id.as_bytes());
             for c in &t.channels {
                 h.write(
                     format!("|{}|{}|{}|{}|{}", c.id, c.phase, c.start, c.pad, c.weight).as_bytes(),

@@ -20,12 +20,12 @@ use crate::util::{rng, s, tmatch_fails, tmatch_ok};
 const DAYS: &str = "2023-12-31..2024-01-29";
 const N_DAYS: usize = 30;
 
-/// The month archive (`Spec::month`) and its templates, made once.
+/// The month archive (`crate::month::spec`) and its templates, made once.
 fn month() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        tmatch::synth::generate(&tmatch::synth::Spec::month(), d.path()).unwrap();
+        tmatch::synth::generate(&crate::month::spec(), d.path()).unwrap();
         let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
         tmatch_ok(&[
             "templates",
@@ -304,7 +304,10 @@ fn twelve_templates() -> &'static Path {
                 .iter()
                 .flat_map(|t| {
                     (0..4).map(move |k| tmatch::templates::Template {
-                        id: format!("{}-{k}", t.id),
+                        event: tmatch::catalog::Event {
+                            id: format!("{}-{k}", t.event.id),
+                            ..t.event.clone()
+                        },
                         ..t.clone()
                     })
                 })
@@ -634,7 +637,10 @@ fn a_second_sigterm_stops_at_once() {
             set.templates
                 .iter()
                 .map(move |t| tmatch::templates::Template {
-                    id: format!("{}-{k}", t.id),
+                    event: tmatch::catalog::Event {
+                        id: format!("{}-{k}", t.event.id),
+                        ..t.event.clone()
+                    },
                     ..t.clone()
                 })
         })
@@ -691,7 +697,7 @@ fn a_template_longer_than_the_day_overlap_is_refused() {
         s(&dir.path().join("d.h5")),
     ]);
     assert!(
-        err.contains(&format!("template {} spans", set.templates[1].id)),
+        err.contains(&format!("template {} spans", set.templates[1].event.id)),
         "{err}"
     );
     assert!(!dir.path().join("d.h5").exists());

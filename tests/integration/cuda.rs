@@ -10,10 +10,10 @@ use std::sync::Mutex;
 use tmatch::correlate::cpu::CpuBackend;
 use tmatch::correlate::cuda::CudaBackend;
 use tmatch::correlate::{cuda_devices, host_peaks, Backend, PeakSpec, TemplatePeaks};
-use tmatch::detect::ThresholdType;
+use tmatch::detect::{Detection, ThresholdType};
 use tmatch::epoch;
 use tmatch::output::{self, RunInfo, TemplateInfo, Writer};
-use tmatch::pipeline::{self, detect_day, DetectParams, Detection};
+use tmatch::pipeline::{self, detect_day, DetectParams};
 
 use crate::correlate::{case, oracle, stacks, with_view};
 use crate::util::{build_templates, s, samples, shared, skip_gpu_test, tmatch_bin};

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use tmatch::archive::Archive;
 use tmatch::catalog;
 use tmatch::correlate::cpu::CpuBackend;
+use tmatch::detect::Detection;
 use tmatch::epoch::{self, Nanos};
-use tmatch::pipeline::{detect_day, DetectParams, Detection};
+use tmatch::pipeline::{detect_day, DetectParams};
 use tmatch::preprocess::Recipe;
-use tmatch::templates::{build, BuildOptions, Phase, TemplateSet};
+use tmatch::templates::{build, BuildOptions, Phases, TemplateSet};
 
 use crate::util::samples;
 
@@ -19,7 +20,7 @@ pub fn setup() -> (TemplateSet, Archive) {
     let cat = catalog::read_csv(&dir.join("picks.csv"), Some(&dir.join("events.csv"))).unwrap();
     let archive = Archive::open(&dir.join("archive")).unwrap();
     let opts = BuildOptions {
-        phase: Phase::All,
+        phase: Phases::All,
         pre: 0.5,
         length: 3.0,
         recipe: Recipe {
@@ -78,7 +79,8 @@ fn planted_events_are_found_once_across_midnight() {
         let hits: Vec<&Detection> = dets
             .iter()
             .filter(|d| {
-                set.templates[d.template].id.starts_with(src) && (origin(d) - t).abs() <= sample
+                set.templates[d.template].event.id.starts_with(src)
+                    && (origin(d) - t).abs() <= sample
             })
             .collect();
         assert_eq!(

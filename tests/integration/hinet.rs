@@ -11,7 +11,7 @@ use tmatch::correlate::cpu::CpuBackend;
 use tmatch::detect::ThresholdType;
 use tmatch::pipeline::{detect_day, detect_day_with_stacks, DetectParams};
 use tmatch::preprocess::Recipe;
-use tmatch::templates::{build, BuildOptions, Phase, TemplateSet};
+use tmatch::templates::{build, BuildOptions, Phases, TemplateSet};
 use tmatch::{catalog, epoch};
 
 use crate::util::{shared, skip};
@@ -49,7 +49,7 @@ pub fn setup(shared: &Path) -> (TemplateSet, Archive, DetectParams) {
     .unwrap();
     let archive = Archive::open(&data.join("continuous")).unwrap();
     let opts = BuildOptions {
-        phase: Phase::S,
+        phase: Phases::S,
         pre: 1.0,
         length: 4.0,
         recipe: Recipe::default(),
@@ -111,7 +111,7 @@ fn hinet_s4_matches_eqcorrscan() {
         .map(|d| {
             (
                 (
-                    set.templates[d.template].id.clone(),
+                    set.templates[d.template].event.id.clone(),
                     epoch::format_time(d.time),
                 ),
                 d.cc_sum as f64,
@@ -141,9 +141,9 @@ fn hinet_s4_matches_eqcorrscan() {
     let mut max_dstack = 0f64;
     for (ti, t) in set.templates.iter().enumerate() {
         let (t0, stack) = &stacks[&ti];
-        assert_eq!(*t0, data_start, "template {}", t.id);
+        assert_eq!(*t0, data_start, "template {}", t.event.id);
         let row = cccsums.row(ti);
-        assert_eq!(stack.len(), row.len(), "template {}", t.id);
+        assert_eq!(stack.len(), row.len(), "template {}", t.event.id);
         for (a, b) in stack.iter().zip(row.iter()) {
             max_dstack = max_dstack.max((*a as f64 - *b as f64).abs());
         }

@@ -8,5 +8,6 @@ mod days;
 mod faults;
 mod hinet;
 mod hostile;
+mod month;
 mod roundtrip;
 mod util;

@@ -4,9 +4,10 @@
 use std::fs;
 
 use tmatch::archive::{mseed, Archive};
+use tmatch::catalog::{Event, Phase};
+use tmatch::detect::{ChannelPick, Detection};
 use tmatch::epoch::{self, NS_PER_S};
 use tmatch::output::{self, DayStatus, RunInfo, TemplateInfo, Writer};
-use tmatch::pipeline::{ChannelPick, Detection};
 use tmatch::preprocess::Recipe;
 use tmatch::templates::{self, Template, TemplateChannel, TemplateSet};
 
@@ -125,13 +126,13 @@ fn bad_miniseed_errors_name_the_file() {
         .read(ID, t0(), t0() + 30 * NS_PER_S)
         .unwrap()
         .unwrap();
-    assert_eq!(raw.n_present(), 3000);
+    assert_eq!(raw.mask.iter().filter(|&&m| m).count(), 3000);
 }
 
 fn small_set() -> TemplateSet {
     let chan = |id: &str, pad: usize, k: f32| TemplateChannel {
         id: id.into(),
-        phase: "S".into(),
+        phase: Phase::S,
         start: t0() + pad as i64 * 10_000_000,
         pad,
         weight: 1.0,
@@ -148,21 +149,25 @@ fn small_set() -> TemplateSet {
         len: 50,
         templates: vec![
             Template {
-                id: "ev1".into(),
-                origin: t0() - 3 * NS_PER_S,
-                latitude: 46.0,
-                longitude: 8.0,
-                depth_km: 5.0,
-                magnitude: 2.1,
+                event: Event {
+                    id: "ev1".into(),
+                    origin: t0() - 3 * NS_PER_S,
+                    latitude: 46.0,
+                    longitude: 8.0,
+                    depth_km: 5.0,
+                    magnitude: 2.1,
+                },
                 channels: vec![chan("XX.A..EHZ", 0, 0.3), chan("XX.B..EHZ", 12, 0.5)],
             },
             Template {
-                id: "ev2".into(),
-                origin: t0(),
-                latitude: -1.0,
-                longitude: 2.0,
-                depth_km: 10.0,
-                magnitude: 0.5,
+                event: Event {
+                    id: "ev2".into(),
+                    origin: t0(),
+                    latitude: -1.0,
+                    longitude: 2.0,
+                    depth_km: 10.0,
+                    magnitude: 0.5,
+                },
                 channels: vec![chan("XX.A..EHN", 0, 0.7)],
             },
         ],
@@ -469,7 +474,7 @@ fn template_shard_files_merge_day_by_day_and_older_files_hold_all_templates() {
     assert_eq!(report.days, 0);
     assert_eq!(
         report.incomplete,
-        vec![(day, vec!["0/2".parse::<tmatch::pipeline::Shard>().unwrap()])]
+        vec![(day, vec!["0/2".parse::<tmatch::shard::Shard>().unwrap()])]
     );
     assert!(output::read(&m3).unwrap().days.is_empty());
 
@@ -520,7 +525,7 @@ fn a_recording_that_ends_in_the_window_is_resampled_whole() {
         order: 4,
         resample: Some(40.0),
     };
-    let s = tmatch::pipeline::load::load(
+    let s = tmatch::stretch::load(
         &archive,
         &[ID.to_string()],
         &recipe,

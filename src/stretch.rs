@@ -1,15 +1,16 @@
 //! Loading a stretch of continuous data for every channel a template set
-//! uses, processed with the set's recipe onto one sample grid.
+//! uses, processed with the set's recipe onto one sample grid: the data
+//! that templates are cut from and that days are correlated with.
 
 use rayon::prelude::*;
 
 use crate::archive::{Archive, RawTrace};
-use crate::epoch::Nanos;
+use crate::epoch::{sample_time, Nanos, NS_PER_S};
 use crate::preprocess::{self, Recipe};
 
 /// Extra data read on each side when filtering or resampling, so that the
 /// edge transients of the processing stay outside the stretch that is used.
-const PROCESSING_MARGIN_NS: Nanos = 60 * crate::epoch::NS_PER_S;
+const PROCESSING_MARGIN_NS: Nanos = 60 * NS_PER_S;
 
 /// One processed channel: samples (0 in gaps) and where data exist.
 #[derive(Debug, Clone)]
@@ -68,16 +69,6 @@ impl Stretch {
     }
 }
 
-/// Offset of `t` from `start` in samples at `rate`, rounded.
-pub fn samples_between(start: Nanos, t: Nanos, rate: f64) -> i64 {
-    ((t - start) as f64 * rate / 1e9).round() as i64
-}
-
-/// Time of sample `i` of a grid.
-pub fn sample_time(start: Nanos, i: i64, rate: f64) -> Nanos {
-    start + (i as f64 * 1e9 / rate).round() as i64
-}
-
 /// Drop the last few samples of a trace read at an integer rate, when it is
 /// to be resampled to another integer rate, so that its length gives a
 /// whole number of output samples: a stretch whose length is not such a
@@ -131,99 +122,138 @@ pub fn load(
     start: Nanos,
     len: usize,
 ) -> Stretch {
-    let margin = if recipe.lowcut.is_some() || recipe.highcut.is_some() || recipe.resample.is_some()
-    {
+    let grid = Grid { start, rate, len };
+    let margin = if recipe.filters() || recipe.resample.is_some() {
         PROCESSING_MARGIN_NS
     } else {
         0
     };
-    let end = sample_time(start, len as i64, rate);
     // Each channel is processed onto the part of the grid its data cover.
-    // Per channel id: its processed channel (with its index), and problems.
-    type Loaded = (Option<(usize, Channel)>, Vec<String>);
-    let results: Vec<Loaded> = ids
+    let loaded: Vec<Loaded> = ids
         .par_iter()
-        .map(|id| {
-            let mut raw = match archive.read(id, start - margin, end + margin) {
-                Ok(Some(raw)) => raw,
-                Ok(None) => return (None, vec![format!("{id}: no data")]),
-                Err(e) => return (None, vec![e.to_string()]),
-            };
-            // Only data running on past the window are cut to whole output
-            // samples; a recording that ends inside keeps its length.
-            let raw_end = raw.start + (raw.data.len() as f64 * 1e9 / raw.rate).round() as i64;
-            if let (Some(target), true) = (recipe.resample, raw_end >= end + margin) {
-                whole_output_samples(&mut raw, target);
-            }
-            let mut problems = raw.problems.clone();
-            if recipe.resample.is_none() && ((raw.rate - rate) / rate).abs() > 1e-4 {
-                problems.push(format!(
-                    "{id}: data sampled at {} Hz, templates at {rate} Hz \
-                     (build templates with --sampling-rate to resample); channel not used",
-                    raw.rate
-                ));
-                return (None, problems);
-            }
-            let flat = flat_seconds(&raw);
-            if flat > 0.0 {
-                problems.push(format!(
-                    "{id}: flat (constant) data for {flat:.0} s; no correlation there"
-                ));
-            }
-            let non_finite = raw
-                .data
-                .iter()
-                .zip(&raw.mask)
-                .filter(|(v, &m)| m && !v.is_finite())
-                .count();
-            if non_finite > 0 {
-                problems.push(format!(
-                    "{id}: {non_finite} NaN or infinite samples treated as gaps"
-                ));
-            }
-            let a = ((raw.start - start) as f64 * rate / 1e9).floor().max(0.0) as usize;
-            let b = (((raw.start - start) as f64 + raw.data.len() as f64 * 1e9 / raw.rate) * rate
-                / 1e9)
-                .ceil()
-                .clamp(0.0, len as f64) as usize;
-            if a >= b {
-                problems.push(format!("{id}: no data"));
-                return (None, problems);
-            }
-            let p = preprocess::process(&raw, recipe, sample_time(start, a as i64, rate), b - a);
-            if !p.mask.iter().any(|&m| m) {
-                problems.push(format!("{id}: no data"));
-                return (None, problems);
-            }
-            (
-                Some((
-                    a,
-                    Channel {
-                        id: id.clone(),
-                        data: p.data,
-                        mask: p.mask,
-                    },
-                )),
-                problems,
-            )
-        })
+        .map(|id| load_channel(archive, id, recipe, &grid, margin))
         .collect();
-    // The stretch spans the union of the channels' parts.
-    let lo = results
+    widen_to_union(loaded, &grid)
+}
+
+/// The requested sample grid `start + i / rate`, `len` samples.
+struct Grid {
+    start: Nanos,
+    rate: f64,
+    len: usize,
+}
+
+/// One channel processed onto the grid from sample `first` on (`None`
+/// when it was not used), with the problems met.
+struct Loaded {
+    part: Option<(usize, Channel)>,
+    problems: Vec<String>,
+}
+
+/// Read channel `id` with `margin` on each side of the grid and process it
+/// onto the part of the grid its data cover.
+fn load_channel(
+    archive: &Archive,
+    id: &str,
+    recipe: &Recipe,
+    grid: &Grid,
+    margin: Nanos,
+) -> Loaded {
+    let (start, rate, len) = (grid.start, grid.rate, grid.len);
+    let end = sample_time(start, len as i64, rate);
+    let unused = |problems| Loaded {
+        part: None,
+        problems,
+    };
+    let mut raw = match archive.read(id, start - margin, end + margin) {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return unused(vec![format!("{id}: no data")]),
+        Err(e) => return unused(vec![e.to_string()]),
+    };
+    // Only data running on past the window are cut to whole output
+    // samples; a recording that ends inside keeps its length.
+    let raw_end = sample_time(raw.start, raw.data.len() as i64, raw.rate);
+    if let (Some(target), true) = (recipe.resample, raw_end >= end + margin) {
+        whole_output_samples(&mut raw, target);
+    }
+    let mut problems = raw.problems.clone();
+    if recipe.resample.is_none() && ((raw.rate - rate) / rate).abs() > 1e-4 {
+        problems.push(format!(
+            "{id}: data sampled at {} Hz, templates at {rate} Hz \
+             (build templates with --sampling-rate to resample); channel not used",
+            raw.rate
+        ));
+        return unused(problems);
+    }
+    problems.extend(sample_problems(id, &raw));
+    let a = ((raw.start - start) as f64 * rate / 1e9).floor().max(0.0) as usize;
+    let b = (((raw.start - start) as f64 + raw.data.len() as f64 * 1e9 / raw.rate) * rate / 1e9)
+        .ceil()
+        .clamp(0.0, len as f64) as usize;
+    if a >= b {
+        problems.push(format!("{id}: no data"));
+        return unused(problems);
+    }
+    let p = preprocess::process(&raw, recipe, sample_time(start, a as i64, rate), b - a);
+    if !p.mask.iter().any(|&m| m) {
+        problems.push(format!("{id}: no data"));
+        return unused(problems);
+    }
+    Loaded {
+        part: Some((
+            a,
+            Channel {
+                id: id.to_string(),
+                data: p.data,
+                mask: p.mask,
+            },
+        )),
+        problems,
+    }
+}
+
+/// What is wrong with a channel's samples that are still used: flat
+/// stretches, and NaN or infinite values (treated as gaps).
+fn sample_problems(id: &str, raw: &RawTrace) -> Vec<String> {
+    let mut problems = Vec::new();
+    let flat = flat_seconds(raw);
+    if flat > 0.0 {
+        problems.push(format!(
+            "{id}: flat (constant) data for {flat:.0} s; no correlation there"
+        ));
+    }
+    let non_finite = raw
+        .data
         .iter()
-        .filter_map(|(c, _)| c.as_ref().map(|(a, _)| *a))
+        .zip(&raw.mask)
+        .filter(|(v, &m)| m && !v.is_finite())
+        .count();
+    if non_finite > 0 {
+        problems.push(format!(
+            "{id}: {non_finite} NaN or infinite samples treated as gaps"
+        ));
+    }
+    problems
+}
+
+/// The stretch spanning the union of the channels' parts, each channel
+/// padded (masked) to it.
+fn widen_to_union(loaded: Vec<Loaded>, grid: &Grid) -> Stretch {
+    let lo = loaded
+        .iter()
+        .filter_map(|l| l.part.as_ref().map(|(a, _)| *a))
         .min()
         .unwrap_or(0);
-    let hi = results
+    let hi = loaded
         .iter()
-        .filter_map(|(c, _)| c.as_ref().map(|(a, ch)| a + ch.data.len()))
+        .filter_map(|l| l.part.as_ref().map(|(a, ch)| a + ch.data.len()))
         .max()
         .unwrap_or(0);
     let width = hi.saturating_sub(lo);
     let mut channels = Vec::new();
     let mut problems = Vec::new();
-    for (c, p) in results {
-        if let Some((a, mut ch)) = c {
+    for l in loaded {
+        if let Some((a, mut ch)) = l.part {
             let (before, after) = (a - lo, hi - a - ch.data.len());
             if before + after > 0 {
                 let mut data = vec![0f32; width];
@@ -234,10 +264,10 @@ pub fn load(
             }
             channels.push(ch);
         }
-        problems.extend(p);
+        problems.extend(l.problems);
     }
     Stretch {
-        start: sample_time(start, lo as i64, rate),
+        start: sample_time(grid.start, lo as i64, grid.rate),
         offset: lo,
         channels,
         problems,
