@@ -428,7 +428,7 @@ fn channel_picks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::templates::{BuildOptions, Phase};
+    use crate::templates::{BuildOptions, Phases};
 
     /// The days in flight correlate the run's one normalized copy of each
     /// template channel, not a copy each (4.8 GB at 50,000 templates).
@@ -440,7 +440,7 @@ mod tests {
         let cat = crate::catalog::read_csv(&p("picks.csv"), Some(&p("events.csv"))).unwrap();
         let archive = Archive::open(&p("archive")).unwrap();
         let opts = BuildOptions {
-            phase: Phase::All,
+            phase: Phases::All,
             pre: 0.5,
             length: 3.0,
             recipe: Default::default(),
