@@ -14,9 +14,11 @@ pub mod correlate;
 pub mod detect;
 pub mod epoch;
 pub mod error;
+pub mod h5;
 pub mod output;
 pub mod pipeline;
 pub mod preprocess;
+pub mod problem;
 pub mod synth;
 pub mod templates;
 

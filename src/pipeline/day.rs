@@ -17,6 +17,7 @@ use crate::correlate::{
 use crate::detect::{self, ThresholdType};
 use crate::epoch::{self, Day, Nanos};
 use crate::error::Result;
+use crate::problem::Problem;
 use crate::templates::TemplateSet;
 
 use super::load::{self, Stretch};
@@ -90,7 +91,7 @@ pub struct Detection {
 #[derive(Debug, Clone, Default)]
 pub struct DayResult {
     pub detections: Vec<Detection>,
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// False when the day had no data for any template channel.
     pub had_data: bool,
 }
@@ -151,7 +152,7 @@ fn prepare(
     normalized: &NormalizedTemplates,
     stretch: &Stretch,
     shard: Option<Shard>,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
 ) -> Vec<Option<Prepared>> {
     set.templates
         .iter()
@@ -170,10 +171,10 @@ fn prepare(
                     continue;
                 };
                 let Some(waveform) = wave else {
-                    problems.push(format!(
-                        "template {}: channel {} is flat; not used",
-                        t.id, c.id
-                    ));
+                    problems.push(Problem::FlatTemplate {
+                        template: t.id.clone(),
+                        channel: c.id.clone(),
+                    });
                     continue;
                 };
                 stack.channels.push(StackChannel {

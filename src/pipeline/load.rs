@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use crate::archive::{Archive, RawTrace};
 use crate::epoch::Nanos;
 use crate::preprocess::{self, Recipe};
+use crate::problem::Problem;
 
 /// Extra data read on each side when filtering or resampling, so that the
 /// edge transients of the processing stay outside the stretch that is used.
@@ -29,7 +30,7 @@ pub struct Stretch {
     pub channels: Vec<Channel>,
     /// Problems met (bad files, missing channels, other rates), each naming
     /// its file or channel.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 impl Stretch {
@@ -140,14 +141,14 @@ pub fn load(
     let end = sample_time(start, len as i64, rate);
     // Each channel is processed onto the part of the grid its data cover.
     // Per channel id: its processed channel (with its index), and problems.
-    type Loaded = (Option<(usize, Channel)>, Vec<String>);
+    type Loaded = (Option<(usize, Channel)>, Vec<Problem>);
     let results: Vec<Loaded> = ids
         .par_iter()
         .map(|id| {
             let mut raw = match archive.read(id, start - margin, end + margin) {
                 Ok(Some(raw)) => raw,
-                Ok(None) => return (None, vec![format!("{id}: no data")]),
-                Err(e) => return (None, vec![e.to_string()]),
+                Ok(None) => return (None, vec![Problem::no_data(id)]),
+                Err(e) => return (None, vec![Problem::Archive(e.to_string())]),
             };
             // Only data running on past the window are cut to whole output
             // samples; a recording that ends inside keeps its length.
@@ -155,20 +156,22 @@ pub fn load(
             if let (Some(target), true) = (recipe.resample, raw_end >= end + margin) {
                 whole_output_samples(&mut raw, target);
             }
-            let mut problems = raw.problems.clone();
+            let mut problems: Vec<Problem> =
+                raw.problems.iter().cloned().map(Problem::Archive).collect();
             if recipe.resample.is_none() && ((raw.rate - rate) / rate).abs() > 1e-4 {
-                problems.push(format!(
-                    "{id}: data sampled at {} Hz, templates at {rate} Hz \
-                     (build templates with --sampling-rate to resample); channel not used",
-                    raw.rate
-                ));
+                problems.push(Problem::OtherRate {
+                    channel: id.clone(),
+                    data_rate: raw.rate,
+                    rate,
+                });
                 return (None, problems);
             }
             let flat = flat_seconds(&raw);
             if flat > 0.0 {
-                problems.push(format!(
-                    "{id}: flat (constant) data for {flat:.0} s; no correlation there"
-                ));
+                problems.push(Problem::FlatData {
+                    channel: id.clone(),
+                    seconds: flat,
+                });
             }
             let non_finite = raw
                 .data
@@ -177,9 +180,10 @@ pub fn load(
                 .filter(|(v, &m)| m && !v.is_finite())
                 .count();
             if non_finite > 0 {
-                problems.push(format!(
-                    "{id}: {non_finite} NaN or infinite samples treated as gaps"
-                ));
+                problems.push(Problem::NonFinite {
+                    channel: id.clone(),
+                    samples: non_finite,
+                });
             }
             let a = ((raw.start - start) as f64 * rate / 1e9).floor().max(0.0) as usize;
             let b = (((raw.start - start) as f64 + raw.data.len() as f64 * 1e9 / raw.rate) * rate
@@ -187,12 +191,12 @@ pub fn load(
                 .ceil()
                 .clamp(0.0, len as f64) as usize;
             if a >= b {
-                problems.push(format!("{id}: no data"));
+                problems.push(Problem::no_data(id));
                 return (None, problems);
             }
             let p = preprocess::process(&raw, recipe, sample_time(start, a as i64, rate), b - a);
             if !p.mask.iter().any(|&m| m) {
-                problems.push(format!("{id}: no data"));
+                problems.push(Problem::no_data(id));
                 return (None, problems);
             }
             (

@@ -202,7 +202,7 @@ pub fn build(
             grid,
             noise + n_day + tail,
         );
-        warnings.extend(stretch.problems.iter().cloned());
+        warnings.extend(stretch.problems.iter().map(ToString::to_string));
         for (ev, i, start) in items {
             let (id, phase, _) = &windows[ev][*i];
             let Some(ci) = stretch.channel_index(id) else {

@@ -259,8 +259,8 @@ fn cuda_day_loop_over_several_days_matches_the_cpu() {
         let info = RunInfo {
             template_checksum: set.checksum(),
             parameters: "{}".into(),
-            shard: String::new(),
-            template_shard: String::new(),
+            shard: None,
+            template_shard: None,
         };
         let w = Writer::create(&out, &TemplateInfo::of(&set), &info, "test").unwrap();
         let w = Mutex::new(w);

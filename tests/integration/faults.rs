@@ -73,8 +73,8 @@ fn run_info() -> RunInfo {
     RunInfo {
         template_checksum: 1,
         parameters: format!("{{\"days\":\"{DAYS}\"}}"),
-        shard: String::new(),
-        template_shard: String::new(),
+        shard: None,
+        template_shard: None,
     }
 }
 
@@ -108,7 +108,7 @@ fn by_day(path: &Path) -> Vec<DayRows> {
                 .iter()
                 .map(|r| (r.template, r.time_ns, r.cc_sum))
                 .collect();
-            (s.day, s.status.clone(), rows)
+            (s.day, s.status.to_string(), rows)
         })
         .collect();
     days.sort_by_key(|d| d.0);
