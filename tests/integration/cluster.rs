@@ -15,7 +15,7 @@ use rand::Rng;
 use tmatch::epoch::{self, Day, Nanos};
 use tmatch::output;
 
-use crate::util::{rng, s, tmatch_fails, tmatch_ok};
+use crate::util::{rng, s, tmatch_fails, tmatch_ok, Detect};
 
 const DAYS: &str = "2023-12-31..2024-01-29";
 const N_DAYS: usize = 30;
@@ -58,28 +58,13 @@ fn detect_args(out: &Path, days: &str, extra: &[&str]) -> Vec<String> {
     detect_args_with(&month().join("templates.h5"), out, days, extra)
 }
 
+/// `tmatch detect` of `templates` over the month archive.
 fn detect_args_with(templates: &Path, out: &Path, days: &str, extra: &[&str]) -> Vec<String> {
-    let m = month();
-    let mut args: Vec<String> = [
-        "detect",
-        "--templates",
-        s(templates),
-        "--archive",
-        s(&m.join("archive")),
-        "--days",
-        days,
-        "--threshold",
-        "10",
-        "--trig-int",
-        "6",
-        "-o",
-        s(out),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args
+    let archive = month().join("archive");
+    Detect::new(s(templates), s(&archive), days, s(out))
+        .args(&["--threshold", "10", "--trig-int", "6"])
+        .args(extra)
+        .into_args()
 }
 
 fn detect(out: &Path, days: &str, extra: &[&str]) -> String {
@@ -679,17 +664,8 @@ fn a_template_longer_than_the_day_overlap_is_refused() {
     set.templates[1].channels[2].pad = day + 7;
     let bad = dir.path().join("bad.h5");
     tmatch::templates::write(&set, &bad).unwrap();
-    let err = tmatch_fails(&[
-        "detect",
-        "--templates",
-        s(&bad),
-        "--archive",
-        s(&month().join("archive")),
-        "--days",
-        "2024-01-02",
-        "-o",
-        s(&dir.path().join("d.h5")),
-    ]);
+    let (archive, out) = (month().join("archive"), dir.path().join("d.h5"));
+    let err = Detect::new(s(&bad), s(&archive), "2024-01-02", s(&out)).run_fails();
     assert!(
         err.contains(&format!("template {} spans", set.templates[1].id)),
         "{err}"
