@@ -13,6 +13,7 @@
 //! candidate within `trig_int` samples + 1 of a kept one is dropped. The
 //! sign is kept: a negative detection is a polarity-flipped repeat.
 
+use crate::shard::Shard;
 use std::fmt;
 use std::str::FromStr;
 
@@ -155,6 +156,42 @@ pub fn decluster(mut cand: Vec<(usize, f32)>, trig_int: usize) -> Vec<(usize, f3
     }
     kept.sort_by_key(|p| p.0);
     kept
+}
+
+/// Detection settings.
+#[derive(Debug, Clone)]
+pub struct DetectParams {
+    pub threshold: f64,
+    pub threshold_type: ThresholdType,
+    /// Seconds; within it only the largest peak of a template is kept.
+    pub trig_int: f64,
+    /// Peaks supported by fewer channels with data are refused.
+    pub min_channels: usize,
+    /// Seconds searched either side of a detection for each channel's best
+    /// lag.
+    pub shift_len: f64,
+    /// Bytes of host memory allowed for the stacked traces of one template
+    /// batch (backends that stack on the host).
+    pub memory_budget: usize,
+    /// Correlate only this shard of the templates (`None`: all of them).
+    /// Detections keep their index in the whole set, and the day's data
+    /// are read for every template's channels as without it, so that each
+    /// template's detections are exactly those of a run over all of them.
+    pub template_shard: Option<Shard>,
+}
+
+impl Default for DetectParams {
+    fn default() -> Self {
+        DetectParams {
+            threshold: 8.0,
+            threshold_type: ThresholdType::Mad,
+            trig_int: 6.0,
+            min_channels: 1,
+            shift_len: 0.2,
+            memory_budget: 2 << 30,
+            template_shard: None,
+        }
+    }
 }
 
 #[cfg(test)]

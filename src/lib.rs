@@ -3,7 +3,8 @@
 //! The modules stand on floors; each uses only those on floors below it
 //! (and its neighbours on the same floor):
 //!
-//! 1. [`epoch`], [`error`], [`checksum`]: time, errors, hashing;
+//! 1. [`epoch`], [`error`], [`checksum`], [`h5`], [`problem`]: time,
+//!    errors, hashing, HDF5 helpers, the problems a day can have;
 //! 2. [`archive`], [`preprocess`], [`catalog`]: the inputs read and the one
 //!    processing recipe;
 //! 3. [`stretch`], [`shard`], [`synth`]: continuous data loaded onto one
@@ -29,12 +30,16 @@ pub mod detect;
 pub mod epoch;
 // The library's error type.
 pub mod error;
+// Small HDF5 helpers shared by templates.h5 and detections.h5.
+pub mod h5;
 // detections.h5: writing, reading, merging and export.
 pub mod output;
 // The day loop: load, detect and write each day on every device.
 pub mod pipeline;
 // Preprocessing: detrend, resample and filter by a `preprocess::Recipe`.
 pub mod preprocess;
+// The problems of a day: missing channels, bad files, flat templates.
+pub mod problem;
 // Splitting days or templates among the tasks of an array job.
 pub mod shard;
 // Continuous data of many channels processed onto one sample grid.

@@ -7,14 +7,17 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use tmatch::archive::Archive;
+use tmatch::correlate::{self, DeviceSpec};
+use tmatch::detect::DetectParams;
 use tmatch::detect::ThresholdType;
-use tmatch::pipeline::{self, DetectParams};
+use tmatch::pipeline;
 use tmatch::preprocess::Recipe;
 use tmatch::shard::Shard;
-use tmatch::templates::{self, BuildOptions, Phases};
+use tmatch::templates::{self, BuildOptions, Phases, TemplateSet};
 use tmatch::{catalog, epoch, output, synth};
 
 #[derive(Parser)]
@@ -161,7 +164,7 @@ struct DetectArgs {
     /// NVIDIA driver), cpu, cuda (every visible GPU; an error without one), or
     /// cuda:0,2 (those GPUs).
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceSpec,
     /// Process only shard I of N of the days (0 <= I < N: every N-th day from
     /// the I-th). Under a Slurm array job it defaults to the array task's
     /// shard (SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT).
@@ -199,11 +202,17 @@ struct ExportArgs {
     /// detections.h5
     file: PathBuf,
     /// Output format.
-    #[arg(long, default_value = "csv", value_parser = ["csv"])]
-    format: String,
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    format: Format,
     /// Output file (default: standard output).
     #[arg(short, long)]
     output: Option<PathBuf>,
+}
+
+/// What `tmatch export` writes.
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Csv,
 }
 
 /// The days of a `--days` argument, with the text as given.
@@ -215,7 +224,7 @@ fn parse_days(s: &str) -> Result<Days, String> {
 }
 
 fn build(a: BuildArgs) -> Result<()> {
-    pipeline::check_output(&a.output, a.overwrite)?;
+    output::remove_existing(&a.output, a.overwrite)?;
     let cat = match (&a.quakeml, &a.picks) {
         (Some(q), _) => catalog::read_quakeml(q)?,
         (None, Some(p)) => catalog::read_csv(p, a.events.as_deref())?,
@@ -338,11 +347,10 @@ const EXIT_DEVICES_FAILED: u8 = 75;
 /// stopped it before every day was done, [`EXIT_DEVICES_FAILED`] when the
 /// devices failed.
 fn detect(a: DetectArgs) -> Result<ExitCode> {
-    let (backends, fallback) = tmatch::correlate::open_backends(&a.device)?;
+    let (backends, fallback) = correlate::open_backends(&a.device)?;
     if let Some(line) = fallback {
         eprintln!("tmatch: {line}");
     }
-    let Days(days_arg, all_days) = a.days;
     // NaN is refused too.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(a.memory > 0.0) {
@@ -352,19 +360,8 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         Some(s) => Some(s),
         None => Shard::from_slurm(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?,
     };
-    let days = shard.map_or_else(|| all_days.clone(), |s| s.select(&all_days));
-    let set = templates::read(&a.templates)?;
-    pipeline::check_span(&set)?;
-    if let Some(t) = a.template_shard {
-        if t.index >= set.templates.len() {
-            bail!(
-                "--template-shard {t}: {} has {} templates, so this shard would have none",
-                a.templates.display(),
-                set.templates.len()
-            );
-        }
-    }
-    let archive = Archive::open(&a.archive)?;
+    let Days(days_text, all_days) = &a.days;
+    let days = shard.map_or_else(|| all_days.clone(), |s| s.select(all_days));
     let params = DetectParams {
         threshold: a.threshold,
         threshold_type: a.threshold_type,
@@ -374,64 +371,78 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         memory_budget: (a.memory * (1u64 << 30) as f64) as usize,
         template_shard: a.template_shard,
     };
-    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    // Absolute paths, so that a resumed run or a shard on another node
-    // started from another folder is recognised as the same run.
-    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let run = output::RunInfo {
-        template_checksum: set.checksum(),
-        parameters: serde_json::json!({
-            "templates": abs(&a.templates), "archive": abs(&a.archive), "days": days_arg,
-            "threshold": a.threshold, "threshold_type": a.threshold_type.to_string(),
-            "trig_int": a.trig_int, "min_channels": a.min_channels, "shift_len": a.shift_len,
-        })
-        .to_string(),
-        shard: shard.map(|s| s.to_string()).unwrap_or_default(),
-        template_shard: a.template_shard.map(|s| s.to_string()).unwrap_or_default(),
+    let mode = match (a.resume, a.overwrite) {
+        (true, _) => output::Mode::Resume,
+        (false, true) => output::Mode::Overwrite,
+        (false, false) => output::Mode::Create,
     };
-    let (writer, days) = if a.resume && a.output.exists() {
-        let (w, done) = output::Writer::resume(&a.output, &run)?;
-        let todo = output::days_to_do(&done, &days);
+    let run = pipeline::setup(&pipeline::Request {
+        templates: &a.templates,
+        archive: &a.archive,
+        days_text,
+        days: &days,
+        shard,
+        params: &params,
+        output: &a.output,
+        mode,
+        command_line: &command_line(),
+    })?;
+    if run.resumed {
         eprintln!(
             "tmatch: resuming {}: {} of {} days done",
             a.output.display(),
-            days.len() - todo.len(),
+            days.len() - run.todo.len(),
             days.len()
         );
-        (w, todo)
-    } else {
-        pipeline::check_output(&a.output, a.overwrite)?;
-        let info = output::TemplateInfo::of(&set);
-        (
-            output::Writer::create(&a.output, &info, &run, &command_line)?,
-            days,
-        )
-    };
-    let writer = Arc::new(Mutex::new(writer));
+    }
+    let writer = Arc::new(Mutex::new(run.writer));
     let stop = Arc::new(AtomicBool::new(false));
     let signal = watch_signals(stop.clone(), Arc::downgrade(&writer))?;
-    let names: Vec<String> = backends.iter().map(|b| b.name()).collect();
-    let shard_note = shard.map_or(String::new(), |s| {
-        format!(" (shard {s}, of {} days requested)", all_days.len())
-    });
-    let templates_note = match a.template_shard {
-        Some(t) => format!(
-            "{} of {} templates (template shard {t})",
-            (0..set.templates.len()).filter(|&i| t.contains(i)).count(),
-            set.templates.len()
-        ),
-        None => format!("{} templates", set.templates.len()),
-    };
     eprintln!(
-        "tmatch: {templates_note}, {} days{shard_note}, device {}",
-        days.len(),
-        names.join(", ")
+        "tmatch: {}, {} days{}, device {}",
+        templates_note(&run.set, a.template_shard),
+        run.todo.len(),
+        shard.map_or(String::new(), |s| format!(
+            " (shard {s}, of {} days requested)",
+            all_days.len()
+        )),
+        backends
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let s = pipeline::run(&set, &archive, &days, &params, &backends, &writer, &stop)?;
+    let s = pipeline::run(
+        &run.set,
+        &run.archive,
+        &run.todo,
+        &params,
+        &backends,
+        &writer,
+        &stop,
+    )?;
     drop(writer);
+    report_run(&a.output, &s, signal.load(Ordering::SeqCst))
+}
+
+/// How many templates a run uses.
+fn templates_note(set: &TemplateSet, template_shard: Option<Shard>) -> String {
+    let n = set.templates.len();
+    match template_shard {
+        Some(t) => format!(
+            "{} of {n} templates (template shard {t})",
+            (0..n).filter(|&i| t.contains(i)).count()
+        ),
+        None => format!("{n} templates"),
+    }
+}
+
+/// Say how a run went, and choose its exit code (`signal`: the first
+/// signal received, 0 for none).
+fn report_run(output: &Path, s: &pipeline::Summary, signal: i32) -> Result<ExitCode> {
     eprintln!(
         "{}: {} detections; {} days done, {} without data, {} failed; {:.2} s{}",
-        a.output.display(),
+        output.display(),
         s.detections,
         s.days_done,
         s.days_without_data,
@@ -442,8 +453,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     for fault in &s.device_faults {
         eprintln!("tmatch: device failed: {fault}");
     }
-    let sig = signal.load(Ordering::SeqCst);
-    if sig == 0 && s.not_started > 0 {
+    if signal == 0 && s.not_started > 0 {
         // Every device failed with days left: a distinct exit code, so that
         // a batch script can requeue the task (on another node).
         eprintln!(
@@ -452,21 +462,26 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_DEVICES_FAILED));
     }
-    if sig != 0 && s.not_started > 0 {
+    if signal != 0 && s.not_started > 0 {
         eprintln!(
             "tmatch: stopped by a signal with {} days left; run again with --resume to finish",
             s.not_started
         );
-        return Ok(ExitCode::from((128 + sig) as u8));
+        return Ok(ExitCode::from((128 + signal) as u8));
     }
     if s.days_failed > 0 {
         bail!(
             "{} days failed (see /days in {})",
             s.days_failed,
-            a.output.display()
+            output.display()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The command line, as the output files record it.
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
 }
 
 /// Peak resident memory of this process in MiB (Linux), for sizing batch
@@ -485,9 +500,8 @@ fn peak_memory() -> Option<u64> {
 }
 
 fn merge(a: MergeArgs) -> Result<()> {
-    pipeline::check_output(&a.output, a.overwrite)?;
-    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    let r = output::merge(&a.files, &a.output, &command_line)?;
+    output::remove_existing(&a.output, a.overwrite)?;
+    let r = output::merge(&a.files, &a.output, &command_line())?;
     eprintln!(
         "{}: {} days, {} detections from {} files",
         a.output.display(),
@@ -535,16 +549,34 @@ fn merge(a: MergeArgs) -> Result<()> {
 
 fn export(a: ExportArgs) -> Result<()> {
     let d = output::read(&a.file)?;
-    let csv = output::to_csv(&d);
+    let text = match a.format {
+        Format::Csv => output::to_csv(&d),
+    };
     match a.output {
-        Some(p) => std::fs::write(&p, csv).with_context(|| format!("{}", p.display()))?,
-        None => print!("{csv}"),
+        Some(p) => std::fs::write(&p, text).with_context(|| format!("{}", p.display()))?,
+        None => print!("{text}"),
     }
     Ok(())
 }
 
+/// The arguments; a `--device` that names no device is refused as one
+/// that is missing is, with exit code 1 rather than clap's 2 for usage.
+fn parse_args() -> Cli {
+    Cli::try_parse().unwrap_or_else(|e| {
+        let device = matches!(
+            e.get(ContextKind::InvalidArg),
+            Some(ContextValue::String(arg)) if arg.starts_with("--device")
+        );
+        if e.kind() == ErrorKind::ValueValidation && device {
+            let _ = e.print();
+            std::process::exit(1);
+        }
+        e.exit()
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_args();
     let r = match cli.command {
         Command::Templates(TemplatesCommand::Build(a)) => build(*a),
         Command::Templates(TemplatesCommand::Info { file }) => info(&file),

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use crate::archive::{Archive, RawTrace};
 use crate::epoch::{sample_time, Nanos, NS_PER_S};
 use crate::preprocess::{self, Recipe};
+use crate::problem::Problem;
 
 /// Extra data read on each side when filtering or resampling, so that the
 /// edge transients of the processing stay outside the stretch that is used.
@@ -30,7 +31,7 @@ pub struct Stretch {
     pub channels: Vec<Channel>,
     /// Problems met (bad files, missing channels, other rates), each naming
     /// its file or channel.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 impl Stretch {
@@ -147,7 +148,7 @@ struct Grid {
 /// when it was not used), with the problems met.
 struct Loaded {
     part: Option<(usize, Channel)>,
-    problems: Vec<String>,
+    problems: Vec<Problem>,
 }
 
 /// Read channel `id` with `margin` on each side of the grid and process it
@@ -167,8 +168,8 @@ fn load_channel(
     };
     let mut raw = match archive.read(id, start - margin, end + margin) {
         Ok(Some(raw)) => raw,
-        Ok(None) => return unused(vec![format!("{id}: no data")]),
-        Err(e) => return unused(vec![e.to_string()]),
+        Ok(None) => return unused(vec![Problem::no_data(id)]),
+        Err(e) => return unused(vec![Problem::Archive(e.to_string())]),
     };
     // Only data running on past the window are cut to whole output
     // samples; a recording that ends inside keeps its length.
@@ -176,13 +177,13 @@ fn load_channel(
     if let (Some(target), true) = (recipe.resample, raw_end >= end + margin) {
         whole_output_samples(&mut raw, target);
     }
-    let mut problems = raw.problems.clone();
+    let mut problems: Vec<Problem> = raw.problems.iter().cloned().map(Problem::Archive).collect();
     if recipe.resample.is_none() && ((raw.rate - rate) / rate).abs() > 1e-4 {
-        problems.push(format!(
-            "{id}: data sampled at {} Hz, templates at {rate} Hz \
-             (build templates with --sampling-rate to resample); channel not used",
-            raw.rate
-        ));
+        problems.push(Problem::OtherRate {
+            channel: id.to_string(),
+            data_rate: raw.rate,
+            rate,
+        });
         return unused(problems);
     }
     problems.extend(sample_problems(id, &raw));
@@ -191,12 +192,12 @@ fn load_channel(
         .ceil()
         .clamp(0.0, len as f64) as usize;
     if a >= b {
-        problems.push(format!("{id}: no data"));
+        problems.push(Problem::no_data(id));
         return unused(problems);
     }
     let p = preprocess::process(&raw, recipe, sample_time(start, a as i64, rate), b - a);
     if !p.mask.iter().any(|&m| m) {
-        problems.push(format!("{id}: no data"));
+        problems.push(Problem::no_data(id));
         return unused(problems);
     }
     Loaded {
@@ -214,13 +215,14 @@ fn load_channel(
 
 /// What is wrong with a channel's samples that are still used: flat
 /// stretches, and NaN or infinite values (treated as gaps).
-fn sample_problems(id: &str, raw: &RawTrace) -> Vec<String> {
+fn sample_problems(id: &str, raw: &RawTrace) -> Vec<Problem> {
     let mut problems = Vec::new();
     let flat = flat_seconds(raw);
     if flat > 0.0 {
-        problems.push(format!(
-            "{id}: flat (constant) data for {flat:.0} s; no correlation there"
-        ));
+        problems.push(Problem::FlatData {
+            channel: id.to_string(),
+            seconds: flat,
+        });
     }
     let non_finite = raw
         .data
@@ -229,9 +231,10 @@ fn sample_problems(id: &str, raw: &RawTrace) -> Vec<String> {
         .filter(|(v, &m)| m && !v.is_finite())
         .count();
     if non_finite > 0 {
-        problems.push(format!(
-            "{id}: {non_finite} NaN or infinite samples treated as gaps"
-        ));
+        problems.push(Problem::NonFinite {
+            channel: id.to_string(),
+            samples: non_finite,
+        });
     }
     problems
 }

@@ -1,5 +1,8 @@
 //! Choosing compute devices: `--device auto | cpu | cuda | cuda:0,1,...`.
 
+use std::fmt;
+use std::str::FromStr;
+
 use cudarc::driver::{sys, CudaContext};
 
 use super::cpu::CpuBackend;
@@ -11,16 +14,68 @@ use crate::error::{Error, Result};
 /// CPU.
 pub type Opened = (Vec<Box<dyn Backend>>, Option<String>);
 
+/// What `--device` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// Every visible GPU, or the CPU when there is none or no driver.
+    Auto,
+    Cpu,
+    /// Every visible GPU; an error without one.
+    Cuda,
+    /// These GPUs, by ordinal.
+    CudaList(Vec<usize>),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<DeviceSpec> {
+        let refuse = |why: String| Error::Input(format!("--device {s}: {why}"));
+        match s {
+            "auto" => return Ok(DeviceSpec::Auto),
+            "cpu" => return Ok(DeviceSpec::Cpu),
+            "cuda" => return Ok(DeviceSpec::Cuda),
+            _ => {}
+        }
+        let Some(list) = s.strip_prefix("cuda:") else {
+            return Err(refuse("expected auto, cpu, cuda or cuda:0,1,...".into()));
+        };
+        let mut ordinals = Vec::new();
+        for n in list.split(',') {
+            let i: usize = n
+                .trim()
+                .parse()
+                .map_err(|_| refuse(format!("'{n}' is not a device number (cuda:0,1,...)")))?;
+            if ordinals.contains(&i) {
+                return Err(refuse(format!("device {i} is named twice")));
+            }
+            ordinals.push(i);
+        }
+        Ok(DeviceSpec::CudaList(ordinals))
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            DeviceSpec::Auto => f.write_str("auto"),
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda => f.write_str("cuda"),
+            DeviceSpec::CudaList(list) => {
+                let list: Vec<String> = list.iter().map(usize::to_string).collect();
+                write!(f, "cuda:{}", list.join(","))
+            }
+        }
+    }
+}
+
 /// One backend per device named by `device`, and the line to log when
-/// `auto` falls back to the CPU. `auto` takes every visible GPU, or the CPU
-/// when there is none or no driver; `cuda` takes every visible GPU and is an
-/// error without one; `cuda:0,2` takes those.
-pub fn open_backends(device: &str) -> Result<Opened> {
+/// `auto` falls back to the CPU.
+pub fn open_backends(device: &DeviceSpec) -> Result<Opened> {
     let cpu = || -> Vec<Box<dyn Backend>> { vec![Box::new(CpuBackend::new())] };
     let refuse = |why: String| Error::Device(format!("--device {device}: {why}"));
     match device {
-        "cpu" => Ok((cpu(), None)),
-        "auto" => {
+        DeviceSpec::Cpu => Ok((cpu(), None)),
+        DeviceSpec::Auto => {
             let why = match cuda_devices() {
                 Ok(0) => "no CUDA device visible".to_string(),
                 Ok(n) => match open_cuda(&(0..n).collect::<Vec<_>>()) {
@@ -31,31 +86,12 @@ pub fn open_backends(device: &str) -> Result<Opened> {
             };
             Ok((cpu(), Some(format!("{why}; running on the CPU"))))
         }
-        "cuda" => match cuda_devices().map_err(refuse)? {
+        DeviceSpec::Cuda => match cuda_devices().map_err(refuse)? {
             0 => Err(refuse(no_device())),
             n => open_cuda(&(0..n).collect::<Vec<_>>()),
         }
         .map(|b| (b, None)),
-        _ => {
-            let Some(list) = device.strip_prefix("cuda:") else {
-                return Err(Error::Input(format!(
-                    "--device {device}: expected auto, cpu, cuda or cuda:0,1,..."
-                )));
-            };
-            let mut ordinals = Vec::new();
-            for s in list.split(',') {
-                let i: usize = s.trim().parse().map_err(|_| {
-                    Error::Input(format!(
-                        "--device {device}: '{s}' is not a device number (cuda:0,1,...)"
-                    ))
-                })?;
-                if ordinals.contains(&i) {
-                    return Err(Error::Input(format!(
-                        "--device {device}: device {i} is named twice"
-                    )));
-                }
-                ordinals.push(i);
-            }
+        DeviceSpec::CudaList(ordinals) => {
             let n = cuda_devices().map_err(refuse)?;
             if n == 0 {
                 return Err(refuse(no_device()));
@@ -66,7 +102,7 @@ pub fn open_backends(device: &str) -> Result<Opened> {
                     n - 1
                 )));
             }
-            Ok((open_cuda(&ordinals)?, None))
+            Ok((open_cuda(ordinals)?, None))
         }
     }
 }
@@ -108,12 +144,12 @@ mod tests {
     #[test]
     fn device_names_are_checked_before_any_driver_call() {
         for bad in ["gpu", "cuda:", "cuda:x", "cuda:0,0", "cuda0"] {
-            let Err(e) = open_backends(bad) else {
+            let Err(e) = bad.parse::<DeviceSpec>() else {
                 panic!("--device {bad} accepted");
             };
             assert!(e.to_string().contains(bad), "{e}");
         }
-        let (b, log) = open_backends("cpu").unwrap();
+        let (b, log) = open_backends(&DeviceSpec::Cpu).unwrap();
         assert_eq!(b.len(), 1);
         assert!(b[0].name().starts_with("cpu"));
         assert!(log.is_none());
@@ -132,12 +168,12 @@ mod tests {
             )
             }
         };
-        let (b, log) = open_backends("auto").unwrap();
+        let (b, log) = open_backends(&DeviceSpec::Auto).unwrap();
         assert!(b[0].name().starts_with("cpu"));
         let log = log.unwrap();
         assert!(log.contains(&why) && log.ends_with("running on the CPU") && !log.contains('\n'));
         for d in ["cuda", "cuda:0", "cuda:1,0"] {
-            let Err(e) = open_backends(d) else {
+            let Err(e) = open_backends(&d.parse().unwrap()) else {
                 panic!("--device {d} accepted without CUDA");
             };
             assert!(e.to_string().contains(&why), "{e}");

@@ -19,7 +19,7 @@ mod kernel_model;
 pub mod naive;
 pub mod norm;
 
-pub use device::{cuda_devices, open_backends};
+pub use device::{cuda_devices, open_backends, DeviceSpec};
 pub use norm::ChannelNorm;
 
 use std::ops::Range;

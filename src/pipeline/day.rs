@@ -14,53 +14,18 @@ use crate::archive::Archive;
 use crate::correlate::{
     self, Backend, ChannelNorm, DayChannel, DayView, PeakSpec, StackChannel, StackTemplate,
 };
-use crate::detect::{self, ChannelPick, Detection, ThresholdType};
+use crate::detect::{self, ChannelPick, DetectParams, Detection};
 use crate::epoch::{self, sample_time, Day, Nanos};
 use crate::error::Result;
+use crate::problem::Problem;
 use crate::shard::Shard;
 use crate::stretch::{self, Stretch};
 use crate::templates::TemplateSet;
 
-/// Detection settings.
-#[derive(Debug, Clone)]
-pub struct DetectParams {
-    pub threshold: f64,
-    pub threshold_type: ThresholdType,
-    /// Seconds; within it only the largest peak of a template is kept.
-    pub trig_int: f64,
-    /// Peaks supported by fewer channels with data are refused.
-    pub min_channels: usize,
-    /// Seconds searched either side of a detection for each channel's best
-    /// lag.
-    pub shift_len: f64,
-    /// Bytes of host memory allowed for the stacked traces of one template
-    /// batch (backends that stack on the host).
-    pub memory_budget: usize,
-    /// Correlate only this shard of the templates (`None`: all of them).
-    /// Detections keep their index in the whole set, and the day's data
-    /// are read for every template's channels as without it, so that each
-    /// template's detections are exactly those of a run over all of them.
-    pub template_shard: Option<Shard>,
-}
-
-impl Default for DetectParams {
-    fn default() -> Self {
-        DetectParams {
-            threshold: 8.0,
-            threshold_type: ThresholdType::Mad,
-            trig_int: 6.0,
-            min_channels: 1,
-            shift_len: 0.2,
-            memory_budget: 2 << 30,
-            template_shard: None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct DayResult {
     pub detections: Vec<Detection>,
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// False when the day had no data for any template channel.
     pub had_data: bool,
 }
@@ -121,7 +86,7 @@ fn prepare(
     normalized: &NormalizedTemplates,
     stretch: &Stretch,
     shard: Option<Shard>,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
 ) -> Vec<Option<Prepared>> {
     set.templates
         .iter()
@@ -140,10 +105,10 @@ fn prepare(
                     continue;
                 };
                 let Some(waveform) = wave else {
-                    problems.push(format!(
-                        "template {}: channel {} is flat; not used",
-                        t.event.id, c.id
-                    ));
+                    problems.push(Problem::FlatTemplate {
+                        template: t.event.id.clone(),
+                        channel: c.id.clone(),
+                    });
                     continue;
                 };
                 stack.channels.push(StackChannel {

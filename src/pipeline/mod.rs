@@ -1,24 +1,26 @@
 //! The day loop: for each requested day, detect and append to the output.
 
 mod day;
+mod setup;
 
 pub use day::{
-    detect_day, detect_day_with_stacks, detect_loaded, load_day, DayResult, DetectParams,
-    LoadedDay, NormalizedTemplates,
+    detect_day, detect_day_with_stacks, detect_loaded, load_day, DayResult, LoadedDay,
+    NormalizedTemplates,
 };
+pub use setup::{setup, Request, Setup};
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::archive::Archive;
 use crate::correlate::Backend;
-use crate::detect::Detection;
+use crate::detect::{DetectParams, Detection};
 use crate::epoch::{self, Day};
 use crate::error::{Error, Result};
-use crate::output::{DayStatus, Writer};
+use crate::output::{DayState, DayStatus, Writer};
+use crate::problem::{self, Problem};
 use crate::templates::TemplateSet;
 
 /// Totals of a run.
@@ -77,13 +79,13 @@ impl Progress {
 
     /// One line per day; problems other than missing channels (routine on
     /// long runs, so only counted) each on their own line.
-    fn report_day(&self, status: &DayStatus, problems: &[String]) {
+    fn report_day(&self, status: &DayStatus, problems: &[Problem]) {
         let name = epoch::format_day(status.day);
-        for p in problems.iter().filter(|p| !p.ends_with(": no data")) {
+        for p in problems.iter().filter(|p| !p.is_missing_channel()) {
             self.log(&format!("{name}: {p}"));
         }
-        let missing = problems.iter().filter(|p| p.ends_with(": no data")).count();
-        let missing = if missing > 0 && status.status == "done" {
+        let missing = problems.iter().filter(|p| p.is_missing_channel()).count();
+        let missing = if missing > 0 && status.status == DayState::Done {
             format!(", {missing} channels without data")
         } else {
             String::new()
@@ -111,22 +113,26 @@ fn process_day(
     load_time: Duration,
     params: &DetectParams,
     backend: &dyn Backend,
-) -> std::result::Result<(DayStatus, Vec<Detection>, Vec<String>), Error> {
+) -> std::result::Result<(DayStatus, Vec<Detection>, Vec<Problem>), Error> {
     let td = Instant::now();
     let (status, detections, problems) =
         match detect_loaded(set, normalized, loaded, params, backend, None) {
-            Ok(r) if !r.had_data => ("no-data", Vec::new(), r.problems),
-            Ok(r) => ("done", r.detections, r.problems),
+            Ok(r) if !r.had_data => (DayState::NoData, Vec::new(), r.problems),
+            Ok(r) => (DayState::Done, r.detections, r.problems),
             Err(e @ Error::DeviceFault(_)) => return Err(e),
-            Err(e) => ("failed", Vec::new(), vec![e.to_string()]),
+            Err(e) => (
+                DayState::Failed,
+                Vec::new(),
+                vec![Problem::Failed(e.to_string())],
+            ),
         };
     let status = DayStatus {
         day: loaded.day,
-        status: status.to_string(),
+        status,
         n_detections: detections.len() as u64,
         wall_s: (load_time + td.elapsed()).as_secs_f64(),
         device: backend.name(),
-        problems: problems.join("\n"),
+        problems: problem::lines(&problems),
     };
     Ok((status, detections, problems))
 }
@@ -141,10 +147,10 @@ struct DayQueue<'a> {
 
 impl Summary {
     fn count(&mut self, status: &DayStatus, detections: usize) {
-        match status.status.as_str() {
-            "done" => self.days_done += 1,
-            "no-data" => self.days_without_data += 1,
-            _ => self.days_failed += 1,
+        match status.status {
+            DayState::Done => self.days_done += 1,
+            DayState::NoData => self.days_without_data += 1,
+            DayState::Failed => self.days_failed += 1,
         }
         self.detections += detections;
     }
@@ -182,6 +188,7 @@ pub fn check_span(set: &TemplateSet) -> Result<()> {
 
 /// Detect over `days` and write every day (with or without detections) to
 /// `writer`. A day that fails is recorded as failed and the run goes on.
+/// The set is one that [`check_span`] accepts, as [`setup`] makes sure.
 ///
 /// Each backend (one per device) runs on its own thread, taking the next
 /// day from a shared queue and reading the day after while it correlates
@@ -200,7 +207,6 @@ pub fn run(
     writer: &Mutex<Writer>,
     stop: &AtomicBool,
 ) -> Result<Summary> {
-    check_span(set)?;
     let t0 = Instant::now();
     let progress = Progress::new(days.len());
     for bad in archive.unreadable() {
@@ -311,18 +317,4 @@ pub fn run(
     summary.not_started = days.len() - written;
     summary.wall = t0.elapsed();
     Ok(summary)
-}
-
-/// Refuse to overwrite an existing output unless asked to.
-pub fn check_output(path: &Path, overwrite: bool) -> Result<()> {
-    if path.exists() && !overwrite {
-        return Err(crate::Error::file(
-            path,
-            "output file exists; remove it or pass --overwrite",
-        ));
-    }
-    if path.exists() {
-        std::fs::remove_file(path).map_err(|e| crate::Error::file(path, e))?;
-    }
-    Ok(())
 }

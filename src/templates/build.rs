@@ -286,7 +286,7 @@ impl Cutting<'_> {
             grid,
             noise + n_day + tail,
         );
-        warnings.extend(stretch.problems.iter().cloned());
+        warnings.extend(stretch.problems.iter().map(ToString::to_string));
         for &(ev, i) in items {
             let w = &windows[ev][i];
             let cut = match stretch.channel_index(&w.channel) {

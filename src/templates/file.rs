@@ -17,6 +17,7 @@ use ndarray::Array2;
 use super::{Template, TemplateChannel, TemplateSet};
 use crate::catalog::Event;
 use crate::error::{Error, Result};
+use crate::h5::{self, InFile};
 use crate::preprocess::Recipe;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -60,38 +61,11 @@ fn from_opt(v: f64) -> Option<f64> {
 }
 
 pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
-    let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
     // Write beside the target and rename, so a failure never leaves a
     // half-written template file under the final name.
     let tmp = path.with_extension("h5.partial");
-    let file = hdf5::File::create(&tmp).map_err(h5)?;
-    let attr_f64 = |name: &str, v: f64| -> Result<()> {
-        file.new_attr::<f64>()
-            .create(name)
-            .and_then(|a| a.write_scalar(&v))
-            .map_err(h5)
-    };
-    let format = vlu(path, FORMAT)?;
-    file.new_attr::<VarLenUnicode>()
-        .create("format")
-        .and_then(|a| a.write_scalar(&format))
-        .map_err(h5)?;
-    file.new_attr::<u32>()
-        .create("format_version")
-        .and_then(|a| a.write_scalar(&FORMAT_VERSION))
-        .map_err(h5)?;
-    attr_f64("sampling_rate", set.rate)?;
-    file.new_attr::<u64>()
-        .create("length")
-        .and_then(|a| a.write_scalar(&(set.len as u64)))
-        .map_err(h5)?;
-    attr_f64("lowcut", opt(set.recipe.lowcut))?;
-    attr_f64("highcut", opt(set.recipe.highcut))?;
-    file.new_attr::<u32>()
-        .create("filter_order")
-        .and_then(|a| a.write_scalar(&(set.recipe.order as u32)))
-        .map_err(h5)?;
-    attr_f64("resample_rate", opt(set.recipe.resample))?;
+    let file = hdf5::File::create(&tmp).in_file(path)?;
+    write_attrs(&file, set).in_file(path)?;
 
     let mut trows = Vec::new();
     let mut crows = Vec::new();
@@ -133,56 +107,51 @@ pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
     file.new_dataset_builder()
         .with_data(&trows)
         .create("templates")
-        .map_err(h5)?;
+        .in_file(path)?;
     file.new_dataset_builder()
         .with_data(&crows)
         .create("channels")
-        .map_err(h5)?;
+        .in_file(path)?;
     let chunk_rows = n_chan.clamp(1, 256);
     file.new_dataset_builder()
         .with_data(&wave)
         .chunk((chunk_rows, set.len.max(1)))
         .deflate(4)
         .create("waveforms")
-        .map_err(h5)?;
-    file.close().map_err(h5)?;
+        .in_file(path)?;
+    file.close().in_file(path)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))
 }
 
+/// The root attributes: format, version, rate, length and recipe.
+fn write_attrs(file: &hdf5::File, set: &TemplateSet) -> hdf5::Result<()> {
+    h5::write_str_attr(file, "format", FORMAT)?;
+    h5::write_attr(file, "format_version", &FORMAT_VERSION)?;
+    h5::write_attr(file, "sampling_rate", &set.rate)?;
+    h5::write_attr(file, "length", &(set.len as u64))?;
+    h5::write_attr(file, "lowcut", &opt(set.recipe.lowcut))?;
+    h5::write_attr(file, "highcut", &opt(set.recipe.highcut))?;
+    h5::write_attr(file, "filter_order", &(set.recipe.order as u32))?;
+    h5::write_attr(file, "resample_rate", &opt(set.recipe.resample))
+}
+
 pub fn read(path: &Path) -> Result<TemplateSet> {
-    let h5 = |e: hdf5::Error| Error::file(path, format!("HDF5: {e}"));
     let file = open_checked(path)?;
-    let f64_attr = |name: &str| -> Result<f64> {
-        file.attr(name)
-            .and_then(|a| a.read_scalar::<f64>())
-            .map_err(h5)
-    };
+    let f64_attr = |name: &str| h5::read_attr::<f64>(&file, name).in_file(path);
     let rate = f64_attr("sampling_rate")?;
-    let len = file
-        .attr("length")
-        .and_then(|a| a.read_scalar::<u64>())
-        .map_err(h5)? as usize;
+    let len = h5::read_attr::<u64>(&file, "length").in_file(path)? as usize;
     let recipe = Recipe {
         lowcut: from_opt(f64_attr("lowcut")?),
         highcut: from_opt(f64_attr("highcut")?),
-        order: file
-            .attr("filter_order")
-            .and_then(|a| a.read_scalar::<u32>())
-            .map_err(h5)? as usize,
+        order: h5::read_attr::<u32>(&file, "filter_order").in_file(path)? as usize,
         resample: from_opt(f64_attr("resample_rate")?),
     };
-    let trows: Vec<TemplateRow> = file
-        .dataset("templates")
-        .and_then(|d| d.read_raw())
-        .map_err(h5)?;
-    let crows: Vec<ChannelRow> = file
-        .dataset("channels")
-        .and_then(|d| d.read_raw())
-        .map_err(h5)?;
+    let trows: Vec<TemplateRow> = h5::read_table(&file, "templates").in_file(path)?;
+    let crows: Vec<ChannelRow> = h5::read_table(&file, "channels").in_file(path)?;
     let wave: Array2<f32> = file
         .dataset("waveforms")
         .and_then(|d| d.read_2d::<f32>())
-        .map_err(h5)?;
+        .in_file(path)?;
     if wave.nrows() != crows.len() || (wave.ncols() != len && !crows.is_empty()) {
         return Err(Error::file(
             path,
@@ -206,10 +175,7 @@ pub fn read(path: &Path) -> Result<TemplateSet> {
 fn open_checked(path: &Path) -> Result<hdf5::File> {
     let file = hdf5::File::open(path)
         .map_err(|e| Error::file(path, format!("cannot open as HDF5: {e}")))?;
-    let format: String = file
-        .attr("format")
-        .and_then(|a| a.read_scalar::<VarLenUnicode>())
-        .map(|s| s.to_string())
+    let format = h5::read_str_attr(&file, "format")
         .map_err(|_| Error::file(path, "not a tmatch template file (no 'format' attribute)"))?;
     if format != FORMAT {
         return Err(Error::file(
@@ -217,10 +183,7 @@ fn open_checked(path: &Path) -> Result<hdf5::File> {
             format!("not a tmatch template file (format '{format}')"),
         ));
     }
-    let version: u32 = file
-        .attr("format_version")
-        .and_then(|a| a.read_scalar())
-        .map_err(|e| Error::file(path, format!("HDF5: {e}")))?;
+    let version: u32 = h5::read_attr(&file, "format_version").in_file(path)?;
     if version != FORMAT_VERSION {
         return Err(Error::file(
             path,

@@ -3,35 +3,14 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Output;
 
-use crate::util::{build_templates, copy_dir, s, samples, tmatch, tmatch_ok};
+use crate::util::{build_templates, copy_dir, s, samples, tmatch, tmatch_ok, Detect};
 
 const DAYS: &str = "2024-02-29..2024-03-01";
 
-/// `tmatch detect` over the two sample days, with extra arguments.
-fn detect(templates: &str, archive: &str, out: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "detect",
-        "--templates",
-        templates,
-        "--archive",
-        archive,
-        "--days",
-        DAYS,
-        "-o",
-        out,
-    ];
-    args.extend_from_slice(extra);
-    tmatch(&args)
-}
-
-/// [`detect`] that must succeed; returns its log (stderr).
-fn detect_ok(templates: &str, archive: &str, out: &str, extra: &[&str]) -> String {
-    let r = detect(templates, archive, out, extra);
-    let log = String::from_utf8_lossy(&r.stderr).to_string();
-    assert!(r.status.success(), "detect failed:\n{log}");
-    log
+/// `tmatch detect` over the two sample days.
+fn detect(templates: &str, archive: &str, out: &str) -> Detect {
+    Detect::new(templates, archive, DAYS, out)
 }
 
 #[test]
@@ -51,7 +30,9 @@ fn quick_start_flow() {
     );
     let out = dir.path().join("d.h5");
     let archive = samples().join("archive");
-    let log = detect_ok(&t, s(&archive), s(&out), &["--threshold", "10"]);
+    let log = detect(&t, s(&archive), s(&out))
+        .args(&["--threshold", "10"])
+        .run_ok();
     assert!(log.contains("2024-02-29: done"), "{log}");
     let csv = dir.path().join("d.csv");
     tmatch_ok(&["export", s(&out), "-o", s(&csv)]);
@@ -59,7 +40,7 @@ fn quick_start_flow() {
     assert_eq!(csv.lines().count(), 1 + 14, "{csv}");
     assert!(csv.starts_with("template,detect_time,origin_time,cc_sum"));
     // The output is not overwritten without being asked.
-    let again = detect(&t, s(&archive), s(&out), &[]);
+    let again = detect(&t, s(&archive), s(&out)).run();
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
 }
@@ -70,24 +51,14 @@ fn usage_errors_exit_2_and_device_errors_exit_1() {
     let t = build_templates(dir.path(), &[]);
     let a = s(&samples().join("archive")).to_string();
     let out = s(&dir.path().join("d.h5")).to_string();
-    let bad_days = tmatch(&[
-        "detect",
-        "--templates",
-        &t,
-        "--archive",
-        &a,
-        "--days",
-        "2024-13-01",
-        "-o",
-        &out,
-    ]);
+    let bad_days = Detect::new(&t, &a, "2024-13-01", &out).run();
     assert_eq!(bad_days.status.code(), Some(2));
-    let bad_device = detect(&t, &a, &out, &["--device", "cuda:x"]);
+    let bad_device = detect(&t, &a, &out).args(&["--device", "cuda:x"]).run();
     assert_eq!(bad_device.status.code(), Some(1));
     if matches!(tmatch::correlate::cuda_devices(), Ok(n) if n > 0) {
         eprintln!("SKIPPED --device cuda without a GPU: a CUDA device is present");
     } else {
-        let cuda = detect(&t, &a, &out, &["--device", "cuda"]);
+        let cuda = detect(&t, &a, &out).args(&["--device", "cuda"]).run();
         assert_eq!(cuda.status.code(), Some(1));
         let err = String::from_utf8_lossy(&cuda.stderr);
         assert!(err.contains("--device cuda: no CUDA"), "{err}");
@@ -107,7 +78,7 @@ fn device_auto_falls_back_to_the_cpu_in_one_line() {
     let a = s(&samples().join("archive")).to_string();
     let run = |device: &str| {
         let out = dir.path().join(format!("{device}.h5"));
-        detect_ok(&t, &a, s(&out), &["--device", device])
+        detect(&t, &a, s(&out)).args(&["--device", device]).run_ok()
     };
     let auto = run("auto");
     let fallback: Vec<&str> = auto
@@ -137,7 +108,7 @@ fn unwritable_output_and_foreign_template_files_are_named() {
     let blocker = dir.path().join("not-a-folder");
     fs::write(&blocker, "x").unwrap();
     let out = blocker.join("d.h5");
-    let r = detect(&t, &a, s(&out), &[]);
+    let r = detect(&t, &a, s(&out)).run();
     assert_eq!(r.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&r.stderr).contains(s(&out)),
@@ -153,7 +124,7 @@ fn unwritable_output_and_foreign_template_files_are_named() {
             .unwrap();
     }
     let out = dir.path().join("d.h5");
-    let r = detect(&t, &a, s(&out), &[]);
+    let r = detect(&t, &a, s(&out)).run();
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1));
     assert!(err.contains("t.h5") && err.contains("version 7"), "{err}");
@@ -167,7 +138,7 @@ fn missing_channels_are_used_around_and_min_channels_refuses() {
     copy_dir(&samples().join("archive"), &archive);
     fs::remove_dir_all(archive.join("2024/XX/CHRL")).unwrap();
     let out = dir.path().join("d.h5");
-    let log = detect_ok(&t, s(&archive), s(&out), &[]);
+    let log = detect(&t, s(&archive), s(&out)).run_ok();
     assert!(log.contains("3 channels without data"), "{log}");
     let d = tmatch::output::read(&out).unwrap();
     assert_eq!(d.rows.len(), 14);
@@ -175,7 +146,9 @@ fn missing_channels_are_used_around_and_min_channels_refuses() {
     assert!(d.days[0].problems.contains("XX.CHRL..EHZ: no data"));
 
     let strict = dir.path().join("strict.h5");
-    detect_ok(&t, s(&archive), s(&strict), &["--min-channels", "7"]);
+    detect(&t, s(&archive), s(&strict))
+        .args(&["--min-channels", "7"])
+        .run_ok();
     assert!(tmatch::output::read(&strict).unwrap().rows.is_empty());
 }
 
@@ -192,7 +165,7 @@ fn other_sampling_rates_need_a_resampling_recipe() {
     // 40 Hz templates against 20 Hz data: every channel is refused, by name.
     let t = build_templates(dir.path(), &[]);
     let out = dir.path().join("d.h5");
-    let r = detect(&t, &archive, s(&out), &[]);
+    let r = detect(&t, &archive, s(&out)).run();
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(
         err.contains("sampled at 20 Hz, templates at 40 Hz"),
@@ -220,7 +193,9 @@ fn other_sampling_rates_need_a_resampling_recipe() {
     ]);
     let out20 = dir.path().join("d20.h5");
     let archive40 = samples().join("archive");
-    detect_ok(s(&t20), s(&archive40), s(&out20), &["--threshold", "10"]);
+    detect(s(&t20), s(&archive40), s(&out20))
+        .args(&["--threshold", "10"])
+        .run_ok();
     let rows = tmatch::output::read(&out20).unwrap().rows;
     assert_eq!(rows.len(), 14, "{rows:?}");
 }
@@ -237,7 +212,7 @@ fn flat_data_is_reported_and_low_snr_channels_are_left_out() {
     tmatch::archive::mseed::write_steim2(&f, "XX.ALFA..EHZ", day, 40.0, &vec![120; 40 * 3600])
         .unwrap();
     let out = dir.path().join("d.h5");
-    let log = detect_ok(&t, s(&archive), s(&out), &[]);
+    let log = detect(&t, s(&archive), s(&out)).run_ok();
     assert!(log.contains("XX.ALFA..EHZ: flat"), "{log}");
 
     let d = samples();

@@ -15,7 +15,7 @@ use rand::Rng;
 use tmatch::epoch::{self, Day, Nanos};
 use tmatch::output;
 
-use crate::util::{rng, s, tmatch_fails, tmatch_ok};
+use crate::util::{rng, s, tmatch_fails, tmatch_ok, Detect};
 
 const DAYS: &str = "2023-12-31..2024-01-29";
 const N_DAYS: usize = 30;
@@ -58,28 +58,13 @@ fn detect_args(out: &Path, days: &str, extra: &[&str]) -> Vec<String> {
     detect_args_with(&month().join("templates.h5"), out, days, extra)
 }
 
+/// `tmatch detect` of `templates` over the month archive.
 fn detect_args_with(templates: &Path, out: &Path, days: &str, extra: &[&str]) -> Vec<String> {
-    let m = month();
-    let mut args: Vec<String> = [
-        "detect",
-        "--templates",
-        s(templates),
-        "--archive",
-        s(&m.join("archive")),
-        "--days",
-        days,
-        "--threshold",
-        "10",
-        "--trig-int",
-        "6",
-        "-o",
-        s(out),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args
+    let archive = month().join("archive");
+    Detect::new(s(templates), s(&archive), days, s(out))
+        .args(&["--threshold", "10", "--trig-int", "6"])
+        .args(extra)
+        .into_args()
 }
 
 fn detect(out: &Path, days: &str, extra: &[&str]) -> String {
@@ -117,7 +102,7 @@ fn by_day(path: &Path) -> ByDay {
             .collect();
         let old = out.insert(
             status.day,
-            (status.status.clone(), status.problems.clone(), found),
+            (status.status.to_string(), status.problems.clone(), found),
         );
         assert!(old.is_none(), "{}: day twice", path.display());
     }
@@ -365,8 +350,8 @@ fn merged_day_and_template_shards_equal_the_unsharded_run() {
             // The whole template table, the shard recorded, and only the
             // shard's templates correlated, under their own indices.
             assert_eq!(f.templates.ids.len(), n_templates);
-            assert_eq!(f.run.shard, format!("{i}/2"));
-            assert_eq!(f.run.template_shard, format!("{j}/3"));
+            assert_eq!(f.run.shard, format!("{i}/2").parse().ok());
+            assert_eq!(f.run.template_shard, format!("{j}/3").parse().ok());
             assert_eq!(f.days.len(), N_DAYS / 2);
             assert!(f.rows.iter().all(|r| r.template as usize % 3 == j));
             assert!(!f.rows.is_empty());
@@ -385,8 +370,8 @@ fn merged_day_and_template_shards_equal_the_unsharded_run() {
     assert_eq!(&by_day(&merged), full);
     // A merged day's row: the parts' wall times add up; their devices once.
     let m = output::read(&merged).unwrap();
-    assert_eq!(m.run.template_shard, "");
-    assert_eq!(m.run.shard, "");
+    assert_eq!(m.run.template_shard, None);
+    assert_eq!(m.run.shard, None);
     let part = output::read(&template_shard_file(0, 0)).unwrap();
     assert_eq!(m.days[0].device, part.days[0].device);
     let wall: f64 = (0..3)
@@ -685,17 +670,8 @@ fn a_template_longer_than_the_day_overlap_is_refused() {
     set.templates[1].channels[2].pad = day + 7;
     let bad = dir.path().join("bad.h5");
     tmatch::templates::write(&set, &bad).unwrap();
-    let err = tmatch_fails(&[
-        "detect",
-        "--templates",
-        s(&bad),
-        "--archive",
-        s(&month().join("archive")),
-        "--days",
-        "2024-01-02",
-        "-o",
-        s(&dir.path().join("d.h5")),
-    ]);
+    let (archive, out) = (month().join("archive"), dir.path().join("d.h5"));
+    let err = Detect::new(s(&bad), s(&archive), "2024-01-02", s(&out)).run_fails();
     assert!(
         err.contains(&format!("template {} spans", set.templates[1].event.id)),
         "{err}"
@@ -745,7 +721,7 @@ fn several_backends_share_the_days() {
     let writer = Mutex::new(writer);
     let backends: Vec<Box<dyn Backend>> =
         vec![Box::new(CpuBackend::new()), Box::new(CpuBackend::new())];
-    let params = tmatch::pipeline::DetectParams {
+    let params = tmatch::detect::DetectParams {
         threshold: 10.0,
         trig_int: 6.0,
         ..Default::default()
@@ -813,7 +789,7 @@ fn the_slurm_example_scripts_run_a_sharded_job_and_merge_it() {
         let f = output::read(&out.join(format!("shard-{i}-t{j}.h5"))).unwrap();
         assert_eq!(
             (f.run.shard, f.run.template_shard),
-            (format!("{i}/3"), format!("{j}/2"))
+            (format!("{i}/3").parse().ok(), format!("{j}/2").parse().ok())
         );
     }
     run("merge.sbatch", &out, None, &env);

@@ -10,10 +10,11 @@ use std::sync::Mutex;
 use tmatch::correlate::cpu::CpuBackend;
 use tmatch::correlate::cuda::CudaBackend;
 use tmatch::correlate::{cuda_devices, host_peaks, Backend, PeakSpec, TemplatePeaks};
+use tmatch::detect::DetectParams;
 use tmatch::detect::{Detection, ThresholdType};
 use tmatch::epoch;
 use tmatch::output::{self, RunInfo, TemplateInfo, Writer};
-use tmatch::pipeline::{self, detect_day, DetectParams};
+use tmatch::pipeline::{self, detect_day};
 
 use crate::correlate::{case, oracle, stacks, with_view};
 use crate::util::{build_templates, s, samples, shared, skip_gpu_test, tmatch_bin};
@@ -259,8 +260,8 @@ fn cuda_day_loop_over_several_days_matches_the_cpu() {
         let info = RunInfo {
             template_checksum: set.checksum(),
             parameters: "{}".into(),
-            shard: String::new(),
-            template_shard: String::new(),
+            shard: None,
+            template_shard: None,
         };
         let w = Writer::create(&out, &TemplateInfo::of(&set), &info, "test").unwrap();
         let w = Mutex::new(w);

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use tmatch::archive::Archive;
 use tmatch::catalog;
 use tmatch::correlate::cpu::CpuBackend;
+use tmatch::detect::DetectParams;
 use tmatch::detect::Detection;
 use tmatch::epoch::{self, Nanos};
-use tmatch::pipeline::{detect_day, DetectParams};
+use tmatch::pipeline::detect_day;
 use tmatch::preprocess::Recipe;
 use tmatch::templates::{build, BuildOptions, Phases, TemplateSet};
 

@@ -9,10 +9,11 @@ use std::sync::Mutex;
 
 use tmatch::correlate::cpu::CpuBackend;
 use tmatch::correlate::{Backend, DayView, PeakSpec, StackTemplate, TemplatePeaks};
+use tmatch::detect::DetectParams;
 use tmatch::epoch::{self, Day};
 use tmatch::error::{Error, Result};
 use tmatch::output::{self, RunInfo, TemplateInfo, Writer};
-use tmatch::pipeline::{self, DetectParams, Summary};
+use tmatch::pipeline::{self, Summary};
 
 use crate::util::{build_templates, samples};
 
@@ -73,8 +74,8 @@ fn run_info() -> RunInfo {
     RunInfo {
         template_checksum: 1,
         parameters: format!("{{\"days\":\"{DAYS}\"}}"),
-        shard: String::new(),
-        template_shard: String::new(),
+        shard: None,
+        template_shard: None,
     }
 }
 
@@ -108,7 +109,7 @@ fn by_day(path: &Path) -> Vec<DayRows> {
                 .iter()
                 .map(|r| (r.template, r.time_ns, r.cc_sum))
                 .collect();
-            (s.day, s.status.clone(), rows)
+            (s.day, s.status.to_string(), rows)
         })
         .collect();
     days.sort_by_key(|d| d.0);

@@ -7,7 +7,7 @@ use tmatch::archive::{mseed, Archive};
 use tmatch::catalog::{Event, Phase};
 use tmatch::detect::{ChannelPick, Detection};
 use tmatch::epoch::{self, NS_PER_S};
-use tmatch::output::{self, DayStatus, RunInfo, TemplateInfo, Writer};
+use tmatch::output::{self, DayState, DayStatus, RunInfo, TemplateInfo, Writer};
 use tmatch::preprocess::Recipe;
 use tmatch::templates::{self, Template, TemplateChannel, TemplateSet};
 
@@ -226,15 +226,15 @@ fn detections_file_round_trip() {
     let run = RunInfo {
         template_checksum: set.checksum(),
         parameters: r#"{"days":"2021-06-01..2021-06-04"}"#.into(),
-        shard: String::new(),
-        template_shard: String::new(),
+        shard: None,
+        template_shard: None,
     };
     let info = TemplateInfo::of(&set);
     let mut w = Writer::create(&p, &info, &run, "tmatch detect ...").unwrap();
     let day = epoch::day_of(t0());
     let status = |day, n| DayStatus {
         day,
-        status: "done".into(),
+        status: DayState::Done,
         n_detections: n,
         wall_s: 0.5,
         device: "cpu".into(),
@@ -351,8 +351,8 @@ fn template_shard_files_merge_day_by_day_and_older_files_hold_all_templates() {
     let run = |template_shard: &str| RunInfo {
         template_checksum: set.checksum(),
         parameters: r#"{"days":"2021-06-01..2021-06-02"}"#.into(),
-        shard: String::new(),
-        template_shard: template_shard.into(),
+        shard: None,
+        template_shard: (!template_shard.is_empty()).then(|| template_shard.parse().unwrap()),
     };
     // Channel picks numbered by the detection's own time, to follow them.
     let det = |t: usize, s: i64, n: usize| Detection {
@@ -374,7 +374,7 @@ fn template_shard_files_merge_day_by_day_and_older_files_hold_all_templates() {
     };
     let status = |day, status: &str, wall_s, device: &str, problems: &str| DayStatus {
         day,
-        status: status.into(),
+        status: status.parse().unwrap(),
         n_detections: 0,
         wall_s,
         device: device.into(),

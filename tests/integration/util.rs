@@ -134,3 +134,54 @@ pub fn build_templates(dir: &Path, extra: &[&str]) -> String {
     tmatch_ok(&args);
     s(&t).to_string()
 }
+
+/// A `tmatch detect` command line: templates, archive, days and output,
+/// then whatever else the test adds.
+#[derive(Clone)]
+pub struct Detect {
+    args: Vec<String>,
+}
+
+impl Detect {
+    pub fn new(templates: &str, archive: &str, days: &str, out: &str) -> Detect {
+        let args = [
+            "detect",
+            "--templates",
+            templates,
+            "--archive",
+            archive,
+            "--days",
+            days,
+            "-o",
+            out,
+        ];
+        Detect {
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> Detect {
+        self.args
+            .extend(args.iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// The whole argument list, for tests that start the process themselves.
+    pub fn into_args(self) -> Vec<String> {
+        self.args
+    }
+
+    pub fn run(&self) -> Output {
+        tmatch(&self.args)
+    }
+
+    /// Run and require success; returns stderr.
+    pub fn run_ok(&self) -> String {
+        tmatch_ok(&self.args)
+    }
+
+    /// Run and require an error (exit 1); returns stderr.
+    pub fn run_fails(&self) -> String {
+        tmatch_fails(&self.args)
+    }
+}
