@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use tmatch::correlate::cpu::CpuBackend;
 use tmatch::correlate::cuda::CudaBackend;
 use tmatch::correlate::{
@@ -87,7 +88,10 @@ fn measure(backend: &dyn Backend, hours: f64, m: usize, n_tmpl: usize) -> (f64, 
     let n = (hours * 3600.0 * RATE) as usize;
     let x: Vec<Vec<f32>> = (0..CHANNELS).map(|_| data(&mut rng, n)).collect();
     let mask = vec![true; n];
-    let norms: Vec<ChannelNorm> = x.iter().map(|x| ChannelNorm::new(x, &mask, m)).collect();
+    let norms: Vec<ChannelNorm> = x
+        .par_iter()
+        .map(|x| ChannelNorm::new(x, &mask, m))
+        .collect();
     let view = DayView::new(
         x.iter()
             .zip(&norms)
