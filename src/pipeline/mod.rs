@@ -239,10 +239,18 @@ pub fn run(
                         let loaded = load_day(set, archive, day, params);
                         // Start copying the day to the device while the day
                         // before is correlated. A failed copy is not lost:
-                        // the day's correlation copies it again and reports
-                        // why.
+                        // the day's correlation copies it again (and fails
+                        // the day or the device if it fails again); it is
+                        // said, so that an error reported later has its
+                        // first occurrence in the log.
                         if let Some(view) = loaded.view() {
-                            let _ = backend.prefetch(&view);
+                            if let Err(e) = backend.prefetch(&view) {
+                                progress.log(&format!(
+                                    "{}: copying ahead to {}: {e}",
+                                    epoch::format_day(day),
+                                    backend.name()
+                                ));
+                            }
                         }
                         (loaded, t.elapsed())
                     };
