@@ -11,7 +11,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::epoch::{self, Nanos};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WithPath};
 
 /// A seismic phase, as picks and template channels name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -98,7 +98,7 @@ struct Csv {
 
 impl Csv {
     fn read(path: &Path) -> Result<Csv> {
-        let text = fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        let text = fs::read_to_string(path).at(path)?;
         let mut lines = text
             .lines()
             .enumerate()
@@ -229,91 +229,98 @@ pub fn read_csv(picks: &Path, events: Option<&Path>) -> Result<Catalog> {
 
 /// Read events, their preferred origin and magnitude, and picks from QuakeML.
 pub fn read_quakeml(path: &Path) -> Result<Catalog> {
-    let text = fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+    let text = fs::read_to_string(path).at(path)?;
     let doc = roxmltree::Document::parse(&text)
         .map_err(|e| Error::file(path, format!("not XML: {e}")))?;
-    fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
-        n.children()
-            .find(|c| c.is_element() && c.tag_name().name() == name)
-    }
-    let value = |n: Option<roxmltree::Node<'_, '_>>, name: &str| -> Option<String> {
-        n.and_then(|n| child(n, name))
-            .and_then(|v| child(v, "value").or(Some(v)))
-            .and_then(|v| v.text())
-            .map(|s| s.trim().to_string())
-    };
     let mut cat = Catalog::default();
-    for ev in doc
-        .descendants()
-        .filter(|n| n.is_element() && n.tag_name().name() == "event")
-    {
-        let id = ev
-            .attribute("publicID")
-            .unwrap_or("")
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        let pick_of = |kind: &str| {
-            let preferred = child(ev, &format!("preferred{kind}ID")).and_then(|n| n.text());
-            let all: Vec<_> = ev
-                .children()
-                .filter(|c| c.is_element() && c.tag_name().name() == kind.to_ascii_lowercase())
-                .collect();
-            preferred
-                .and_then(|p| {
-                    all.iter()
-                        .copied()
-                        .find(|n| n.attribute("publicID") == Some(p.trim()))
-                })
-                .or_else(|| all.first().copied())
-        };
-        let origin = pick_of("Origin");
-        let magnitude = pick_of("Magnitude");
-        let num = |s: Option<String>| s.and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
-        let otime = value(origin, "time")
-            .ok_or_else(|| Error::file(path, format!("event '{id}' has no origin time")))?;
-        let otime = epoch::parse_time(&otime).map_err(|e| Error::file(path, e))?;
-        cat.events.insert(
-            id.clone(),
-            Event {
-                id: id.clone(),
-                origin: otime,
-                latitude: num(value(origin, "latitude")),
-                longitude: num(value(origin, "longitude")),
-                // QuakeML depths are in metres.
-                depth_km: num(value(origin, "depth")) / 1000.0,
-                magnitude: num(value(magnitude, "mag")),
-            },
-        );
-        for p in ev
-            .children()
-            .filter(|c| c.is_element() && c.tag_name().name() == "pick")
-        {
-            let wid = child(p, "waveformID").ok_or_else(|| {
-                Error::file(path, format!("event '{id}': pick without waveformID"))
-            })?;
-            let t = value(Some(p), "time")
-                .ok_or_else(|| Error::file(path, format!("event '{id}': pick without time")))?;
-            let phase = child(p, "phaseHint").and_then(|n| n.text()).unwrap_or("");
-            cat.picks.push(Pick {
-                event_id: id.clone(),
-                network: wid.attribute("networkCode").unwrap_or("").to_string(),
-                station: wid.attribute("stationCode").unwrap_or("").to_string(),
-                location: wid
-                    .attribute("locationCode")
-                    .unwrap_or("")
-                    .replace("--", ""),
-                channel: wid.attribute("channelCode").unwrap_or("").to_string(),
-                phase: Phase::of_name(phase),
-                time: epoch::parse_time(&t).map_err(|e| Error::file(path, e))?,
-            });
+    for ev in doc.descendants().filter(|n| is(n, "event")) {
+        let event = event_of(path, ev)?;
+        for p in ev.children().filter(|c| is(c, "pick")) {
+            cat.picks.push(pick_of(path, &event.id, p)?);
         }
+        cat.events.insert(event.id.clone(), event);
     }
     if cat.picks.is_empty() {
         return Err(Error::file(path, "no picks in the QuakeML file"));
     }
     Ok(cat)
+}
+
+type Node<'a, 'i> = roxmltree::Node<'a, 'i>;
+
+fn is(n: &Node, name: &str) -> bool {
+    n.is_element() && n.tag_name().name() == name
+}
+
+fn child<'a, 'i>(n: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
+    n.children().find(|c| is(c, name))
+}
+
+/// The text of `name` under `n`, or of its `value` where QuakeML wraps
+/// quantities in one.
+fn value(n: Option<Node>, name: &str) -> Option<String> {
+    n.and_then(|n| child(n, name))
+        .and_then(|v| child(v, "value").or(Some(v)))
+        .and_then(|v| v.text())
+        .map(|s| s.trim().to_string())
+}
+
+/// An event's id (the last part of its resource id), preferred origin and
+/// magnitude (else the first).
+fn event_of(path: &Path, ev: Node) -> Result<Event> {
+    let id = ev
+        .attribute("publicID")
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let preferred = |kind: &str| {
+        let preferred = child(ev, &format!("preferred{kind}ID")).and_then(|n| n.text());
+        let all: Vec<_> = ev
+            .children()
+            .filter(|c| is(c, &kind.to_ascii_lowercase()))
+            .collect();
+        preferred
+            .and_then(|p| {
+                all.iter()
+                    .copied()
+                    .find(|n| n.attribute("publicID") == Some(p.trim()))
+            })
+            .or_else(|| all.first().copied())
+    };
+    let origin = preferred("Origin");
+    let magnitude = preferred("Magnitude");
+    let num = |s: Option<String>| s.and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let otime = value(origin, "time")
+        .ok_or_else(|| Error::file(path, format!("event '{id}' has no origin time")))?;
+    Ok(Event {
+        origin: epoch::parse_time(&otime).map_err(|e| Error::file(path, e))?,
+        latitude: num(value(origin, "latitude")),
+        longitude: num(value(origin, "longitude")),
+        // QuakeML depths are in metres.
+        depth_km: num(value(origin, "depth")) / 1000.0,
+        magnitude: num(value(magnitude, "mag")),
+        id,
+    })
+}
+
+fn pick_of(path: &Path, event: &str, p: Node) -> Result<Pick> {
+    let wid = child(p, "waveformID")
+        .ok_or_else(|| Error::file(path, format!("event '{event}': pick without waveformID")))?;
+    let t = value(Some(p), "time")
+        .ok_or_else(|| Error::file(path, format!("event '{event}': pick without time")))?;
+    let phase = child(p, "phaseHint").and_then(|n| n.text()).unwrap_or("");
+    let attr = |name| wid.attribute(name).unwrap_or("").to_string();
+    Ok(Pick {
+        event_id: event.to_string(),
+        network: attr("networkCode"),
+        station: attr("stationCode"),
+        location: attr("locationCode").replace("--", ""),
+        channel: attr("channelCode"),
+        phase: Phase::of_name(phase),
+        time: epoch::parse_time(&t).map_err(|e| Error::file(path, e))?,
+    })
 }
 
 #[cfg(test)]

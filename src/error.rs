@@ -1,23 +1,66 @@
-//! The library's error type: every error that comes from a file names it.
+//! The library's error type: every error that comes from a file names it,
+//! and one that comes from a library (the OS, HDF5, libmseed, the CUDA
+//! driver) keeps that library's error as its source.
 
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A problem with one file: unreadable, malformed, or of the wrong kind.
+    /// A file or folder the operating system could not read or write.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An HDF5 operation on a file that failed; `what` says which.
+    #[error("{}: {what}: {source}", path.display())]
+    Hdf5 {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: hdf5::Error,
+    },
+    /// A miniSEED file or record that libmseed refused; `said` holds what
+    /// libmseed logged meanwhile, when that adds to its error.
+    #[error("{}: {what}: {source}{}", path.display(), libmseed_said(said))]
+    Mseed {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: mseed::MSError,
+        said: Vec<String>,
+    },
+    /// A file whose content is wrong: malformed, damaged, or of the wrong
+    /// kind.
     #[error("{}: {msg}", path.display())]
     File { path: PathBuf, msg: String },
+    /// A channel none of whose files in a window could be read: what was
+    /// wrong with each, each naming its file.
+    #[error("{}", problems.join("; "))]
+    Unreadable {
+        channel: String,
+        problems: Vec<String>,
+    },
     /// Bad arguments or inconsistent inputs not tied to one file.
     #[error("{0}")]
     Input(String),
     /// A compute device that is missing or refused.
     #[error("{0}")]
     Device(String),
+    /// An operation of the CUDA driver on a GPU that failed.
+    #[error("CUDA device {ordinal}: {}{source}", what.as_ref().map(|w| format!("{w}: ")).unwrap_or_default())]
+    Cuda {
+        ordinal: usize,
+        what: Option<String>,
+        #[source]
+        source: cudarc::driver::DriverError,
+    },
     /// A compute device that failed while working (an illegal address, a
     /// lost GPU): its state can no longer be trusted, so it takes no more
     /// work and the day it had goes to another device or a later run.
-    #[error("{0}")]
-    DeviceFault(String),
+    #[error(transparent)]
+    DeviceFault(Box<Error>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,15 +72,53 @@ impl Error {
             msg: msg.to_string(),
         }
     }
+
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn hdf5(path: impl AsRef<Path>, what: &'static str, source: hdf5::Error) -> Self {
+        Error::Hdf5 {
+            path: path.as_ref().to_path_buf(),
+            what,
+            source,
+        }
+    }
+
+    pub fn mseed(path: impl AsRef<Path>, what: impl Into<String>, source: mseed::MSError) -> Self {
+        Error::Mseed {
+            path: path.as_ref().to_path_buf(),
+            what: what.into(),
+            source,
+            said: Vec::new(),
+        }
+    }
 }
 
-/// Attach a file name to errors from I/O and format libraries.
+fn libmseed_said(said: &[String]) -> String {
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!(" (libmseed: {})", said.join("; "))
+    }
+}
+
+/// Attach a file name to errors of the OS and of libmseed.
 pub trait WithPath<T> {
     fn at(self, path: impl AsRef<Path>) -> Result<T>;
 }
 
-impl<T, E: std::fmt::Display> WithPath<T> for std::result::Result<T, E> {
+impl<T> WithPath<T> for std::result::Result<T, std::io::Error> {
     fn at(self, path: impl AsRef<Path>) -> Result<T> {
-        self.map_err(|e| Error::file(path, e))
+        self.map_err(|e| Error::io(path, e))
+    }
+}
+
+impl<T> WithPath<T> for std::result::Result<T, mseed::MSError> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|e| Error::mseed(path, "miniSEED", e))
     }
 }

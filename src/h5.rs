@@ -15,7 +15,7 @@ pub trait InFile<T> {
 
 impl<T> InFile<T> for hdf5::Result<T> {
     fn in_file(self, path: &Path) -> Result<T> {
-        self.map_err(|e| Error::file(path, format!("HDF5: {e}")))
+        self.map_err(|e| Error::hdf5(path, "HDF5", e))
     }
 }
 

@@ -16,7 +16,7 @@ use sci_rs::signal::filter::sosfilt_dyn;
 
 use crate::archive::mseed;
 use crate::epoch::{self, Nanos, NS_PER_S};
-use crate::error::{Error, Result};
+use crate::error::{Result, WithPath};
 use crate::preprocess::Recipe;
 
 /// What to generate.
@@ -291,7 +291,7 @@ fn source_waveform(spec: &Spec, src: usize, sta: usize, comp: usize) -> (f64, Ve
 pub fn generate(spec: &Spec, out: &Path) -> Result<()> {
     let archive = out.join("archive");
     if archive.exists() {
-        fs::remove_dir_all(&archive).map_err(|e| Error::file(&archive, e))?;
+        fs::remove_dir_all(&archive).at(&archive)?;
     }
     let rate = spec.rate;
     let noise_sos = bandpass(0.5, (rate * 0.4).min(15.0), rate);
@@ -380,7 +380,7 @@ fn write_sds(spec: &Spec, root: &Path, id: &str, start: Nanos, counts: &[i32]) -
             .join(parts[0])
             .join(parts[1])
             .join(format!("{}.D", parts[3]));
-        fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
+        fs::create_dir_all(&dir).at(&dir)?;
         let file = dir.join(format!(
             "{id}.D.{}.{:03}",
             &name[..4],
@@ -454,7 +454,7 @@ fn write_catalog(spec: &Spec, out: &Path) -> Result<()> {
         ("truth.csv", truth),
     ] {
         let p = out.join(name);
-        fs::write(&p, text).map_err(|e| Error::file(&p, e))?;
+        fs::write(&p, text).at(&p)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mseed;
 use crate::epoch::Nanos;
-use crate::error::{Error, Result};
+use crate::error::{Result, WithPath};
 
 const INDEX_VERSION: u32 = 1;
 
@@ -61,7 +61,7 @@ impl Index {
         let mut changed = files.len() != index.files.len();
         let mut fresh = BTreeMap::new();
         for path in files {
-            let meta = fs::metadata(&path).map_err(|e| Error::file(&path, e))?;
+            let meta = fs::metadata(&path).at(&path)?;
             let size = meta.len();
             let mtime_ns = meta
                 .modified()
@@ -161,15 +161,15 @@ fn merge_spans(headers: Vec<mseed::Header>) -> Vec<Span> {
 }
 
 fn list_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::file(dir, e))?;
+    let entries = fs::read_dir(dir).at(dir)?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::file(dir, e))?;
+        let entry = entry.at(dir)?;
         let path = entry.path();
         let name = entry.file_name();
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
-        let ft = entry.file_type().map_err(|e| Error::file(&path, e))?;
+        let ft = entry.file_type().at(&path)?;
         if ft.is_dir() {
             list_files(&path, out)?;
         } else if ft.is_file() {

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::epoch::{self, Nanos};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WithPath};
 
 /// A file that could not be used, with the reason (kept in the day's status).
 pub use index::Unreadable;
@@ -57,7 +57,7 @@ impl Archive {
         if !root.is_dir() {
             return Err(Error::file(root, "archive is not a folder"));
         }
-        let entries = fs::read_dir(root).map_err(|e| Error::file(root, e))?;
+        let entries = fs::read_dir(root).at(root)?;
         let sds = entries
             .filter_map(|e| e.ok())
             .any(|e| is_year_dir(&e.path()));
@@ -153,7 +153,10 @@ impl Archive {
             if problems.is_empty() {
                 return Ok(None);
             }
-            return Err(Error::Input(problems.join("; ")));
+            return Err(Error::Unreadable {
+                channel: id.to_string(),
+                problems,
+            });
         }
         Ok(Some(merge(id, t0, t1, records, problems)))
     }

@@ -120,16 +120,34 @@ mod said {
 fn for_each_record(path: &Path, f: impl FnMut(&mut MSRecord) -> Result<()>) -> Result<Vec<String>> {
     let (result, mut messages) = said::during(|| visit_records(path, f));
     messages.dedup();
+    // What libmseed said that its error does not already say.
+    let news = |text: &str, messages: Vec<String>| -> Vec<String> {
+        messages
+            .into_iter()
+            .filter(|m| !text.contains(m.as_str()))
+            .collect()
+    };
     match result {
         Ok(()) => Ok(messages),
         Err(Error::File { path, msg }) => {
-            messages.retain(|m| !msg.contains(m.as_str()));
-            let msg = if messages.is_empty() {
+            let said = news(&msg, messages);
+            let msg = if said.is_empty() {
                 msg
             } else {
-                format!("{msg} (libmseed: {})", messages.join("; "))
+                format!("{msg} (libmseed: {})", said.join("; "))
             };
             Err(Error::File { path, msg })
+        }
+        Err(Error::Mseed {
+            path, what, source, ..
+        }) => {
+            let said = news(&format!("{what}: {source}"), messages);
+            Err(Error::Mseed {
+                path,
+                what,
+                source,
+                said,
+            })
         }
         Err(e) => Err(e),
     }
@@ -147,11 +165,11 @@ fn visit_records(path: &Path, mut f: impl FnMut(&mut MSRecord) -> Result<()>) ->
     // absolute path (a relative `../x` loses its first dot there).
     let abs = fs::canonicalize(path).at(path)?;
     let reader = mseed::MSFileParam::new_with_flags(abs, MSControlFlags::MSF_VALIDATECRC)
-        .map_err(|e| Error::file(path, format!("cannot open as miniSEED: {e}")))?;
+        .map_err(|e| Error::mseed(path, "cannot open as miniSEED", e))?;
     let (mut n, mut bytes) = (0usize, 0u64);
     for rec in reader {
-        let mut rec = rec
-            .map_err(|e| Error::file(path, format!("bad miniSEED after {n} good records: {e}")))?;
+        let mut rec =
+            rec.map_err(|e| Error::mseed(path, format!("bad miniSEED after {n} good records"), e))?;
         f(&mut rec)?;
         n += 1;
         bytes += rec.raw().map_or(0, |r| r.len() as u64);
@@ -225,7 +243,7 @@ pub fn read_good_records(path: &Path) -> (Vec<Record>, Option<Error>, Vec<String
         }
         let mark = said::mark();
         rec.unpack_data()
-            .map_err(|e| Error::file(path, format!("{id}: cannot decode a record: {e}")))?;
+            .map_err(|e| Error::mseed(path, format!("{id}: cannot decode a record"), e))?;
         // A record whose samples fail the decoder's integrity check holds
         // garbage: it ends the file's good records.
         let warned = said::since(mark);
@@ -235,34 +253,7 @@ pub fn read_good_records(path: &Path) -> (Vec<Record>, Option<Error>, Vec<String
                 format!("{id}: damaged record: {}", warned.join("; ")),
             ));
         }
-        let n = rec.num_samples().max(0) as usize;
-        let samples: Vec<f64> = match rec.sample_type() {
-            MSSampleType::Integer32 => rec
-                .data_samples::<i32>()
-                .unwrap_or(&[])
-                .iter()
-                .map(|&v| v as f64)
-                .collect(),
-            MSSampleType::Float32 => rec
-                .data_samples::<f32>()
-                .unwrap_or(&[])
-                .iter()
-                .map(|&v| v as f64)
-                .collect(),
-            MSSampleType::Float64 => rec.data_samples::<f64>().unwrap_or(&[]).to_vec(),
-            other => {
-                return Err(Error::file(
-                    path,
-                    format!("{id}: records of sample type {other:?} are not waveform data"),
-                ))
-            }
-        };
-        if samples.len() != n || n as i64 != claimed {
-            return Err(Error::file(
-                path,
-                format!("{id}: record decoded to too few samples"),
-            ));
-        }
+        let samples = decoded_samples(path, &id, rec, claimed)?;
         let start = epoch::from_offset_datetime(rec.start_time().at(path)?);
         out.push(Record {
             id,
@@ -276,6 +267,39 @@ pub fn read_good_records(path: &Path) -> (Vec<Record>, Option<Error>, Vec<String
         Ok(warnings) => (out, None, warnings),
         Err(e) => (out, Some(e), Vec::new()),
     }
+}
+
+/// A decoded record's samples as f64; exactly the `claimed` count.
+fn decoded_samples(path: &Path, id: &str, rec: &MSRecord, claimed: i64) -> Result<Vec<f64>> {
+    let n = rec.num_samples().max(0) as usize;
+    let samples: Vec<f64> = match rec.sample_type() {
+        MSSampleType::Integer32 => rec
+            .data_samples::<i32>()
+            .unwrap_or(&[])
+            .iter()
+            .map(|&v| v as f64)
+            .collect(),
+        MSSampleType::Float32 => rec
+            .data_samples::<f32>()
+            .unwrap_or(&[])
+            .iter()
+            .map(|&v| v as f64)
+            .collect(),
+        MSSampleType::Float64 => rec.data_samples::<f64>().unwrap_or(&[]).to_vec(),
+        other => {
+            return Err(Error::file(
+                path,
+                format!("{id}: records of sample type {other:?} are not waveform data"),
+            ))
+        }
+    };
+    if samples.len() != n || n as i64 != claimed {
+        return Err(Error::file(
+            path,
+            format!("{id}: record decoded to too few samples"),
+        ));
+    }
+    Ok(samples)
 }
 
 /// Read the headers of every record without decoding samples (for indexing).

@@ -8,6 +8,7 @@
 //! stacked trace, so templates run in parallel without locks, and every
 //! buffer of the hot loop is allocated once per worker.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -184,10 +185,7 @@ impl Backend for CpuBackend {
             return Ok(());
         }
         let m = day.template_len;
-        let n_lags = day.n_lags();
         let plan = Plan::new(m, self.fft_len.unwrap_or_else(|| fft_len(m)).max(m));
-        let (l, s, bins) = (plan.l, plan.s, plan.bins());
-
         // Template spectra, once per batch.
         let tspec: Vec<Vec<Vec<Complex<f32>>>> = templates
             .par_iter()
@@ -198,109 +196,154 @@ impl Backend for CpuBackend {
                     .collect()
             })
             .collect();
-
-        // Channels the batch uses, and where their spectra sit in a segment.
-        let mut used: Vec<usize> = templates
-            .iter()
-            .flat_map(|t| t.channels.iter().map(|c| c.channel))
-            .collect();
-        used.sort_unstable();
-        used.dedup();
-        let mut slot = vec![usize::MAX; day.channels.len()];
-        for (i, &c) in used.iter().enumerate() {
-            slot[c] = i;
-        }
-
-        let n_blocks = n_lags.div_ceil(s);
-        let per_block = used.len() * bins * std::mem::size_of::<Complex<f32>>();
+        let used = UsedChannels::of(templates, day.channels.len());
+        let n_blocks = day.n_lags().div_ceil(plan.s);
+        let per_block = used.ids.len() * plan.bins() * std::mem::size_of::<Complex<f32>>();
         let seg_blocks = (SEGMENT_BYTES / per_block.max(1)).clamp(1, n_blocks);
-        let mut spectra = vec![Complex::<f32>::default(); seg_blocks * used.len() * bins];
-
-        for seg0 in (0..n_blocks).step_by(seg_blocks) {
-            let nb = seg_blocks.min(n_blocks - seg0);
-            // Blocks of a channel without one valid window (gaps, days with
-            // little data) are neither transformed nor correlated.
-            let active: Vec<bool> = (0..nb * used.len())
-                .map(|i| {
-                    let (b, u) = (seg0 + i / used.len(), i % used.len());
-                    let j0 = b * s;
-                    day.channels[used[u]].norm.inv_std[j0..(j0 + s).min(n_lags)]
-                        .iter()
-                        .any(|&v| v > 0.0)
-                })
-                .collect();
-            // Block spectra of every used channel: [block][slot][bin].
-            spectra[..nb * used.len() * bins]
-                .par_chunks_mut(bins)
-                .enumerate()
-                .filter(|(i, _)| active[*i])
-                .for_each_init(
-                    || (plan.r2c.make_input_vec(), plan.r2c.make_scratch_vec()),
-                    |(input, scratch), (i, out)| {
-                        let (b, u) = (seg0 + i / used.len(), i % used.len());
-                        let x = day.channels[used[u]].data;
-                        let start = b * s;
-                        let end = (start + l).min(x.len());
-                        input[..end - start].copy_from_slice(&x[start..end]);
-                        input[end - start..].fill(0.0);
-                        plan.r2c
-                            .process_with_scratch(input, out, scratch)
-                            .expect("buffer sizes from the plan");
-                    },
-                );
-            let active = &active;
-            let spectra = &spectra;
+        let mut spectra =
+            vec![Complex::<f32>::default(); seg_blocks * used.ids.len() * plan.bins()];
+        for first in (0..n_blocks).step_by(seg_blocks) {
+            let blocks = first..(first + seg_blocks).min(n_blocks);
+            let seg = Segment::transform(&plan, day, &used, blocks, &mut spectra);
             templates
                 .par_iter()
                 .zip(tspec.par_iter())
                 .zip(stacks.par_iter_mut())
                 .for_each_init(
                     || plan.scratch(),
-                    |w, ((t, tspec), stack)| {
-                        for bi in 0..nb {
-                            let b = seg0 + bi;
-                            let j0 = b * s;
-                            let valid = s.min(n_lags - j0);
-                            for (c, ts) in t.channels.iter().zip(tspec) {
-                                let block = bi * used.len() + slot[c.channel];
-                                if !active[block] {
-                                    continue;
-                                }
-                                let base = block * bins;
-                                let xs = &spectra[base..base + bins];
-                                plan.simd.multiply(&mut w.product, xs, ts);
-                                // Real input: the DC bin (and the Nyquist bin of an even
-                                // length) is real.
-                                w.product[0].im = 0.0;
-                                if l % 2 == 0 {
-                                    w.product[bins - 1].im = 0.0;
-                                }
-                                plan.c2r
-                                    .process_with_scratch(&mut w.product, &mut w.out, &mut w.fft)
-                                    .expect("buffer sizes from the plan");
-                                let inv = &day.channels[c.channel].norm.inv_std[j0..j0 + valid];
-                                // Lag j of the channel lands on stack index j − pad.
-                                let (skip, k0) = if j0 >= c.pad {
-                                    (0, j0 - c.pad)
-                                } else {
-                                    (c.pad - j0, 0)
-                                };
-                                if skip >= valid {
-                                    continue;
-                                }
-                                let dst = &mut stack[k0..k0 + valid - skip];
-                                plan.simd.accumulate(
-                                    dst,
-                                    &w.out[skip..valid],
-                                    &inv[skip..],
-                                    c.weight,
-                                );
-                            }
-                        }
-                    },
+                    |w, ((t, tspec), stack)| seg.correlate(&plan, w, t, tspec, stack),
                 );
         }
         Ok(())
+    }
+}
+
+/// The channels a batch uses, in order, and where each one's spectra sit
+/// in a segment (`slot[channel]`).
+struct UsedChannels {
+    ids: Vec<usize>,
+    slot: Vec<usize>,
+}
+
+impl UsedChannels {
+    fn of(templates: &[StackTemplate], n_channels: usize) -> UsedChannels {
+        let mut ids: Vec<usize> = templates
+            .iter()
+            .flat_map(|t| t.channels.iter().map(|c| c.channel))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut slot = vec![usize::MAX; n_channels];
+        for (i, &c) in ids.iter().enumerate() {
+            slot[c] = i;
+        }
+        UsedChannels { ids, slot }
+    }
+}
+
+/// A run of blocks whose spectra, for every used channel, are computed once
+/// and then used by every template of the batch: `[block][slot][bin]`.
+struct Segment<'a> {
+    day: &'a DayView<'a>,
+    used: &'a UsedChannels,
+    blocks: Range<usize>,
+    /// Whether a block of a channel holds at least one valid window: those
+    /// without one (gaps, days with little data) are neither transformed
+    /// nor correlated.
+    active: Vec<bool>,
+    spectra: &'a [Complex<f32>],
+}
+
+impl<'a> Segment<'a> {
+    fn transform(
+        plan: &Plan,
+        day: &'a DayView<'a>,
+        used: &'a UsedChannels,
+        blocks: Range<usize>,
+        spectra: &'a mut [Complex<f32>],
+    ) -> Segment<'a> {
+        let (s, n_used, n_lags) = (plan.s, used.ids.len(), day.n_lags());
+        let at = |i: usize| (blocks.start + i / n_used, used.ids[i % n_used]);
+        let active: Vec<bool> = (0..blocks.len() * n_used)
+            .map(|i| {
+                let (b, c) = at(i);
+                day.channels[c].norm.inv_std[b * s..((b + 1) * s).min(n_lags)]
+                    .iter()
+                    .any(|&v| v > 0.0)
+            })
+            .collect();
+        let spectra = &mut spectra[..blocks.len() * n_used * plan.bins()];
+        spectra
+            .par_chunks_mut(plan.bins())
+            .enumerate()
+            .filter(|(i, _)| active[*i])
+            .for_each_init(
+                || (plan.r2c.make_input_vec(), plan.r2c.make_scratch_vec()),
+                |(input, scratch), (i, out)| {
+                    let (b, c) = at(i);
+                    let x = day.channels[c].data;
+                    let (start, end) = (b * s, (b * s + plan.l).min(x.len()));
+                    input[..end - start].copy_from_slice(&x[start..end]);
+                    input[end - start..].fill(0.0);
+                    plan.r2c
+                        .process_with_scratch(input, out, scratch)
+                        .expect("buffer sizes from the plan");
+                },
+            );
+        Segment {
+            day,
+            used,
+            blocks,
+            active,
+            spectra,
+        }
+    }
+
+    /// Add one template's normalized correlations over the segment to its
+    /// stacked trace.
+    fn correlate(
+        &self,
+        plan: &Plan,
+        w: &mut Scratch,
+        t: &StackTemplate,
+        tspec: &[Vec<Complex<f32>>],
+        stack: &mut [f32],
+    ) {
+        let (s, bins, n_lags) = (plan.s, plan.bins(), self.day.n_lags());
+        for (bi, b) in self.blocks.clone().enumerate() {
+            let j0 = b * s;
+            let valid = s.min(n_lags - j0);
+            for (c, ts) in t.channels.iter().zip(tspec) {
+                let block = bi * self.used.ids.len() + self.used.slot[c.channel];
+                if !self.active[block] {
+                    continue;
+                }
+                // Lag j of the channel lands on stack index j − pad.
+                let (skip, k0) = if j0 >= c.pad {
+                    (0, j0 - c.pad)
+                } else {
+                    (c.pad - j0, 0)
+                };
+                if skip >= valid {
+                    continue;
+                }
+                let xs = &self.spectra[block * bins..(block + 1) * bins];
+                plan.simd.multiply(&mut w.product, xs, ts);
+                // Real input: the DC bin (and the Nyquist bin of an even
+                // length) is real.
+                w.product[0].im = 0.0;
+                if plan.l % 2 == 0 {
+                    w.product[bins - 1].im = 0.0;
+                }
+                plan.c2r
+                    .process_with_scratch(&mut w.product, &mut w.out, &mut w.fft)
+                    .expect("buffer sizes from the plan");
+                let inv = &self.day.channels[c.channel].norm.inv_std[j0..j0 + valid];
+                let dst = &mut stack[k0..k0 + valid - skip];
+                plan.simd
+                    .accumulate(dst, &w.out[skip..valid], &inv[skip..], c.weight);
+            }
+        }
     }
 }
 

@@ -160,8 +160,7 @@ impl Detections {
 
 /// Read a detections file: its completed days and their rows.
 pub fn read(path: &Path) -> Result<Detections> {
-    let file =
-        File::open(path).map_err(|e| Error::file(path, format!("cannot open as HDF5: {e}")))?;
+    let file = File::open(path).map_err(|e| Error::hdf5(path, "cannot open as HDF5", e))?;
     check_format(path, &file)?;
     let run = read_run_info(path, &file)?;
     let templates: Vec<TemplateRow> = h5::read_table(&file, "templates").in_file(path)?;

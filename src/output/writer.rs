@@ -11,7 +11,7 @@ use super::schema::{
 };
 use crate::detect::Detection;
 use crate::epoch::{self, Day};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WithPath};
 use crate::h5::{self, InFile};
 use crate::shard::Shard;
 
@@ -38,7 +38,7 @@ pub fn remove_existing(path: &Path, overwrite: bool) -> Result<()> {
             "output file exists; remove it or pass --overwrite",
         ));
     }
-    std::fs::remove_file(path).map_err(|e| Error::file(path, e))
+    std::fs::remove_file(path).at(path)
 }
 
 /// How a `shard` reads in messages.
@@ -114,7 +114,7 @@ impl Writer {
         partial.push(".partial");
         let partial = PathBuf::from(partial);
         let file = File::create(&partial)
-            .map_err(|e| Error::file(path, format!("cannot create the output file: {e}")))?;
+            .map_err(|e| Error::hdf5(path, "cannot create the output file", e))?;
         write_header(&file, templates, run, command_line).in_file(path)?;
         let writer = Writer {
             path: path.to_path_buf(),
@@ -128,7 +128,7 @@ impl Writer {
         };
         writer.file.flush().in_file(path)?;
         // The open file follows the rename.
-        std::fs::rename(&partial, path).map_err(|e| Error::file(path, e))?;
+        std::fs::rename(&partial, path).at(path)?;
         Ok(writer)
     }
 
@@ -137,8 +137,8 @@ impl Writer {
     /// when the last run stopped are dropped; the days completed are
     /// returned.
     pub fn resume(path: &Path, run: &RunInfo) -> Result<(Writer, Vec<DayStatus>)> {
-        let file = File::open_rw(path)
-            .map_err(|e| Error::file(path, format!("cannot open to resume: {e}")))?;
+        let file =
+            File::open_rw(path).map_err(|e| Error::hdf5(path, "cannot open to resume", e))?;
         check_format(path, &file)?;
         check_same_run(path, &read_run_info(path, &file)?, run)?;
         let dataset = |name: &str| file.dataset(name).in_file(path);

@@ -263,72 +263,44 @@ pub fn detect_loaded(
         return Ok(result);
     };
     result.had_data = true;
-    let n_lags = view.n_lags();
-    // The templates (of the template shard) with channels in the stretch:
-    // their indices in the set, and what is correlated (moved out, not
-    // copied: a large set is gigabytes).
-    let mut active = Vec::new();
-    let mut template_channels = Vec::new();
-    let mut templates = Vec::new();
-    for (i, p) in prepare(
-        set,
-        normalized,
-        stretch,
-        params.template_shard,
-        &mut result.problems,
-    )
-    .into_iter()
-    .enumerate()
-    {
-        if let Some(p) = p {
-            active.push(i);
-            templates.push(p.stack);
-            template_channels.push(p.template_channel);
-        }
-    }
-
-    let shift = (params.shift_len * rate).round() as usize;
-    // The day's own lags, [day_a, day_b), in stack coordinates (the stack
-    // starts `stretch.offset + first` samples after `start`).
-    let origin = stretch.offset + first;
-    let day_a = lead.saturating_sub(origin).min(n_lags);
-    let day_b = (lead + n_day).saturating_sub(origin).min(n_lags);
-    let spec = PeakSpec {
-        threshold_type: params.threshold_type,
-        threshold: params.threshold,
-        trig_int: detect::trig_int_samples(params.trig_int, rate),
-        day: day_a..day_b,
-        min_channels: params.min_channels,
-        host_memory: params.memory_budget,
-    };
+    let batch = Batch::prepare(set, normalized, stretch, params, &mut result.problems);
+    let spec = peak_spec(
+        params,
+        rate,
+        view.n_lags(),
+        lead,
+        n_day,
+        stretch.offset + first,
+    );
     let t0 = sample_time(stretch.start, first as i64, rate);
     // Stacks are only seen on the host when asked for; otherwise the
     // backend finds the peaks where it computes.
     let peaks = match inspect {
         Some(inspect) => {
-            correlate::host_peaks(backend, &view, &templates, &spec, &mut |i, stack| {
-                inspect(active[i], t0, stack)
+            correlate::host_peaks(backend, &view, &batch.templates, &spec, &mut |i, stack| {
+                inspect(batch.active[i], t0, stack)
             })?
         }
-        None => backend.peaks(&view, &templates, &spec)?,
+        None => backend.peaks(&view, &batch.templates, &spec)?,
     };
-    let found: Vec<Vec<Detection>> = (0..active.len())
+    let shift = (params.shift_len * rate).round() as usize;
+    let found: Vec<Vec<Detection>> = (0..batch.active.len())
         .into_par_iter()
         .map(|i| {
-            let (ti, t, tp) = (active[i], &templates[i], &peaks[i]);
+            let (t, tp) = (&batch.templates[i], &peaks[i]);
             tp.peaks
                 .par_iter()
                 .map(|&(k, v)| {
                     let n_used = correlate::channels_used(&view, t, k);
                     Detection {
-                        template: ti,
+                        template: batch.active[i],
                         time: sample_time(stretch.start, (first + k) as i64, rate),
                         cc_sum: v,
                         mean_cc: v / n_used.max(1) as f32,
                         threshold: tp.threshold,
                         mad: tp.mad,
                         n_channels: n_used,
-                        channels: channel_picks(t, &template_channels[i], &view, k, shift),
+                        channels: channel_picks(t, &batch.channels[i], &view, k, shift),
                     }
                 })
                 .collect()
@@ -337,6 +309,63 @@ pub fn detect_loaded(
     result.detections.extend(found.into_iter().flatten());
     result.detections.sort_by_key(|d| (d.time, d.template));
     Ok(result)
+}
+
+/// The templates (of the template shard) with channels in a stretch: their
+/// indices in the set, and what is correlated (moved out, not copied: a
+/// large set is gigabytes).
+struct Batch {
+    active: Vec<usize>,
+    templates: Vec<StackTemplate>,
+    channels: Vec<Vec<usize>>,
+}
+
+impl Batch {
+    fn prepare(
+        set: &TemplateSet,
+        normalized: &NormalizedTemplates,
+        stretch: &Stretch,
+        params: &DetectParams,
+        problems: &mut Vec<Problem>,
+    ) -> Batch {
+        let mut batch = Batch {
+            active: Vec::new(),
+            templates: Vec::new(),
+            channels: Vec::new(),
+        };
+        let prepared = prepare(set, normalized, stretch, params.template_shard, problems);
+        for (i, p) in prepared.into_iter().enumerate() {
+            if let Some(p) = p {
+                batch.active.push(i);
+                batch.templates.push(p.stack);
+                batch.channels.push(p.template_channel);
+            }
+        }
+        batch
+    }
+}
+
+/// Where and how peaks are found in stacks of `n_lags` lags that start
+/// `origin` samples into a stretch whose day starts `lead` samples in and
+/// is `n_day` samples long: only the day's own lags are searched.
+fn peak_spec(
+    params: &DetectParams,
+    rate: f64,
+    n_lags: usize,
+    lead: usize,
+    n_day: usize,
+    origin: usize,
+) -> PeakSpec {
+    let day_a = lead.saturating_sub(origin).min(n_lags);
+    let day_b = (lead + n_day).saturating_sub(origin).min(n_lags);
+    PeakSpec {
+        threshold_type: params.threshold_type,
+        threshold: params.threshold,
+        trig_int: detect::trig_int_samples(params.trig_int, rate),
+        day: day_a..day_b,
+        min_channels: params.min_channels,
+        host_memory: params.memory_budget,
+    }
 }
 
 /// Each channel's CC at the detection (stack lag `k`) and its best lag

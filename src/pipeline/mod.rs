@@ -208,121 +208,166 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<Summary> {
     let t0 = Instant::now();
-    let progress = Progress::new(days.len());
+    let run = Shared {
+        set,
+        archive,
+        params,
+        normalized: NormalizedTemplates::new(set, params.template_shard),
+        writer,
+        stop,
+        progress: Progress::new(days.len()),
+        summary: Mutex::new(Summary::default()),
+        write_error: Mutex::new(None),
+        failed: AtomicBool::new(false),
+    };
     for bad in archive.unreadable() {
-        progress.log(&format!("warning: {}: {}", bad.path.display(), bad.reason));
+        run.progress
+            .log(&format!("warning: {}: {}", bad.path.display(), bad.reason));
     }
-    let normalized = NormalizedTemplates::new(set, params.template_shard);
-    let summary = Mutex::new(Summary::default());
-    let write_error = Mutex::new(None);
-    let failed = AtomicBool::new(false);
-    let halted = || stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst);
     // Rounds: the days a failed device gave back go to the devices left.
     let mut healthy: Vec<&dyn Backend> = backends.iter().map(|b| b.as_ref()).collect();
     let mut todo = days.to_vec();
-    while !todo.is_empty() && !healthy.is_empty() && !halted() {
+    while !todo.is_empty() && !healthy.is_empty() && !run.halted() {
         let queue = DayQueue {
             days: &todo,
             next: AtomicUsize::new(0),
             returned: Mutex::new(Vec::new()),
         };
-        let faulted = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for (i, &backend) in healthy.iter().enumerate() {
-                let (queue, faulted, normalized) = (&queue, &faulted, &normalized);
-                let (summary, write_error, failed) = (&summary, &write_error, &failed);
-                let progress = &progress;
-                s.spawn(move || {
-                    let take = || (!halted()).then(|| queue.take()).flatten();
-                    let load = |day: Day| {
-                        let t = Instant::now();
-                        let loaded = load_day(set, archive, day, params);
-                        // Start copying the day to the device while the day
-                        // before is correlated. A failed copy is not lost:
-                        // the day's correlation copies it again (and fails
-                        // the day or the device if it fails again); it is
-                        // said, so that an error reported later has its
-                        // first occurrence in the log.
-                        if let Some(view) = loaded.view() {
-                            if let Err(e) = backend.prefetch(&view) {
-                                progress.log(&format!(
-                                    "{}: copying ahead to {}: {e}",
-                                    epoch::format_day(day),
-                                    backend.name()
-                                ));
-                            }
-                        }
-                        (loaded, t.elapsed())
-                    };
-                    let mut ahead = take().map(load);
-                    while let Some((loaded, load_time)) = ahead.take() {
-                        // A stop asked for while this day was loaded ahead:
-                        // it is left, like the days not started.
-                        if halted() {
-                            return;
-                        }
-                        // The next day is read and processed meanwhile.
-                        let done = std::thread::scope(|s| {
-                            let reading = take().map(|day| s.spawn(move || load(day)));
-                            let r =
-                                process_day(set, normalized, &loaded, load_time, params, backend);
-                            ahead = reading.map(|h| h.join().expect("loading a day"));
-                            r
-                        });
-                        let (status, detections, problems) = match done {
-                            Ok(r) => r,
-                            Err(fault) => {
-                                // The device's state is not trusted with
-                                // another day: its days go to the others.
-                                queue.give_back(loaded.day);
-                                if let Some((next, _)) = &ahead {
-                                    queue.give_back(next.day);
-                                }
-                                progress.log(&format!(
-                                    "{}: {fault}; no more days on {}",
-                                    epoch::format_day(loaded.day),
-                                    backend.name()
-                                ));
-                                summary
-                                    .lock()
-                                    .unwrap()
-                                    .device_faults
-                                    .push(fault.to_string());
-                                faulted.lock().unwrap().push(i);
-                                return;
-                            }
-                        };
-                        drop(loaded);
-                        let written = writer
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .write_day(&status, &detections);
-                        if let Err(e) = written {
-                            failed.store(true, Ordering::SeqCst);
-                            write_error.lock().unwrap().get_or_insert(e);
-                            return;
-                        }
-                        summary.lock().unwrap().count(&status, detections.len());
-                        progress.report_day(&status, &problems);
-                    }
-                });
-            }
+        let faulted: Vec<bool> = std::thread::scope(|s| {
+            let workers: Vec<_> = healthy
+                .iter()
+                .map(|&backend| s.spawn(|| run.worker(backend, &queue)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a day worker"))
+                .collect()
         });
-        let faulted = faulted.into_inner().unwrap();
-        healthy = (0..healthy.len())
-            .filter(|i| !faulted.contains(i))
-            .map(|i| healthy[i])
+        healthy = healthy
+            .into_iter()
+            .zip(faulted)
+            .filter_map(|(b, faulted)| (!faulted).then_some(b))
             .collect();
         todo = queue.returned.into_inner().unwrap();
         todo.sort();
     }
-    progress.finish();
-    if let Some(e) = write_error.into_inner().unwrap() {
+    run.progress.finish();
+    if let Some(e) = run.write_error.into_inner().unwrap() {
         return Err(e);
     }
-    let mut summary = summary.into_inner().unwrap();
+    let mut summary = run.summary.into_inner().unwrap();
     let written = summary.days_done + summary.days_without_data + summary.days_failed;
     summary.not_started = days.len() - written;
     summary.wall = t0.elapsed();
     Ok(summary)
+}
+
+/// What the backends' threads of a run share.
+struct Shared<'a> {
+    set: &'a TemplateSet,
+    archive: &'a Archive,
+    params: &'a DetectParams,
+    normalized: NormalizedTemplates,
+    writer: &'a Mutex<Writer>,
+    stop: &'a AtomicBool,
+    progress: Progress,
+    summary: Mutex<Summary>,
+    /// The first failed write; it ends the run.
+    write_error: Mutex<Option<Error>>,
+    failed: AtomicBool,
+}
+
+impl Shared<'_> {
+    fn halted(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.failed.load(Ordering::SeqCst)
+    }
+
+    fn take(&self, queue: &DayQueue) -> Option<Day> {
+        (!self.halted()).then(|| queue.take()).flatten()
+    }
+
+    /// Read a day, and start copying it to the device while the day before
+    /// is correlated. A failed copy is not lost: the day's correlation
+    /// copies it again (and fails the day or the device if it fails again);
+    /// it is said, so that an error reported later has its first
+    /// occurrence in the log.
+    fn load(&self, backend: &dyn Backend, day: Day) -> (LoadedDay, Duration) {
+        let t = Instant::now();
+        let loaded = load_day(self.set, self.archive, day, self.params);
+        if let Some(view) = loaded.view() {
+            if let Err(e) = backend.prefetch(&view) {
+                self.progress.log(&format!(
+                    "{}: copying ahead to {}: {e}",
+                    epoch::format_day(day),
+                    backend.name()
+                ));
+            }
+        }
+        (loaded, t.elapsed())
+    }
+
+    /// One backend's thread: days from the queue until it is empty or the
+    /// run halts, the next day read while one is correlated. True if the
+    /// device faulted (its days went back to the queue).
+    fn worker(&self, backend: &dyn Backend, queue: &DayQueue) -> bool {
+        let mut ahead = self.take(queue).map(|day| self.load(backend, day));
+        while let Some((loaded, load_time)) = ahead.take() {
+            // A stop asked for while this day was loaded ahead: it is
+            // left, like the days not started.
+            if self.halted() {
+                return false;
+            }
+            let done = std::thread::scope(|s| {
+                let reading = self
+                    .take(queue)
+                    .map(|day| s.spawn(move || self.load(backend, day)));
+                let r = process_day(
+                    self.set,
+                    &self.normalized,
+                    &loaded,
+                    load_time,
+                    self.params,
+                    backend,
+                );
+                ahead = reading.map(|h| h.join().expect("loading a day"));
+                r
+            });
+            let (status, detections, problems) = match done {
+                Ok(r) => r,
+                Err(fault) => {
+                    // The device's state is not trusted with another day:
+                    // its days go to the others.
+                    queue.give_back(loaded.day);
+                    if let Some((next, _)) = &ahead {
+                        queue.give_back(next.day);
+                    }
+                    self.progress.log(&format!(
+                        "{}: {fault}; no more days on {}",
+                        epoch::format_day(loaded.day),
+                        backend.name()
+                    ));
+                    (self.summary.lock().unwrap())
+                        .device_faults
+                        .push(fault.to_string());
+                    return true;
+                }
+            };
+            drop(loaded);
+            if let Err(e) = self.write(&status, &detections) {
+                self.failed.store(true, Ordering::SeqCst);
+                self.write_error.lock().unwrap().get_or_insert(e);
+                return false;
+            }
+            (self.summary.lock().unwrap()).count(&status, detections.len());
+            self.progress.report_day(&status, &problems);
+        }
+        false
+    }
+
+    fn write(&self, status: &DayStatus, detections: &[Detection]) -> Result<()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_day(status, detections)
+    }
 }

@@ -16,7 +16,7 @@ use ndarray::Array2;
 
 use super::{Template, TemplateChannel, TemplateSet};
 use crate::catalog::Event;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WithPath};
 use crate::h5::{self, InFile};
 use crate::preprocess::Recipe;
 
@@ -120,7 +120,7 @@ pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
         .create("waveforms")
         .in_file(path)?;
     file.close().in_file(path)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))
+    std::fs::rename(&tmp, path).at(path)
 }
 
 /// The root attributes: format, version, rate, length and recipe.
@@ -173,8 +173,7 @@ pub fn read(path: &Path) -> Result<TemplateSet> {
 /// Open a template file, refusing files that are not one or are of
 /// another format version.
 fn open_checked(path: &Path) -> Result<hdf5::File> {
-    let file = hdf5::File::open(path)
-        .map_err(|e| Error::file(path, format!("cannot open as HDF5: {e}")))?;
+    let file = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "cannot open as HDF5", e))?;
     let format = h5::read_str_attr(&file, "format")
         .map_err(|_| Error::file(path, "not a tmatch template file (no 'format' attribute)"))?;
     if format != FORMAT {

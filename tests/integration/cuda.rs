@@ -17,7 +17,7 @@ use tmatch::output::{self, RunInfo, TemplateInfo, Writer};
 use tmatch::pipeline::{self, detect_day};
 
 use crate::correlate::{case, oracle, stacks, with_view};
-use crate::util::{build_templates, s, samples, shared, skip_gpu_test, tmatch_bin};
+use crate::util::{build_templates, s, samples, shared, skip_gpu_test, tmatch_ok, Detect};
 
 /// Whether the CPU backend stands in for the GPU (`TMATCH_TEST_DEVICE=cpu`):
 /// the GPU check kit's CPU mode runs these tests so to prove the kit itself.
@@ -313,76 +313,48 @@ fn cuda_command_line_matches_the_cpu_over_several_generated_days() {
     }
     let dir = tempfile::tempdir().unwrap();
     let w = dir.path().join("w");
-    let run = |args: &[&str], batch: Option<&str>| {
-        let mut c = std::process::Command::new(tmatch_bin());
-        c.args(args);
-        if let Some(b) = batch {
-            c.env(tmatch::correlate::cuda::MAX_BATCH_VAR, b);
-        }
-        let o = c.output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "tmatch {args:?}:\n{err}");
-        eprint!("{err}");
-    };
-    run(
-        &[
-            "synth",
-            "--day",
-            "2024-01-01",
-            "--days",
-            "3",
-            "--hours",
-            "2",
-            "--stations",
-            "5",
-            "--sources",
-            "60",
-            "-o",
-            s(&w),
-        ],
-        None,
-    );
+    let run = |args: &[&str]| eprint!("{}", tmatch_ok(args));
+    run(&[
+        "synth",
+        "--day",
+        "2024-01-01",
+        "--days",
+        "3",
+        "--hours",
+        "2",
+        "--stations",
+        "5",
+        "--sources",
+        "60",
+        "-o",
+        s(&w),
+    ]);
     let t = dir.path().join("t.h5");
     let p = |n: &str| w.join(n).to_str().unwrap().to_string();
-    run(
-        &[
-            "templates",
-            "build",
-            "--picks",
-            &p("picks.csv"),
-            "--events",
-            &p("events.csv"),
-            "--archive",
-            &p("archive"),
-            "--lowcut",
-            "2",
-            "--highcut",
-            "8",
-            "-o",
-            s(&t),
-        ],
-        None,
-    );
+    run(&[
+        "templates",
+        "build",
+        "--picks",
+        &p("picks.csv"),
+        "--events",
+        &p("events.csv"),
+        "--archive",
+        &p("archive"),
+        "--lowcut",
+        "2",
+        "--highcut",
+        "8",
+        "-o",
+        s(&t),
+    ]);
     let detect = |device: &str, batch: Option<&str>| {
         let out = dir.path().join(format!("{device}-{}.h5", batch.is_some()));
-        run(
-            &[
-                "detect",
-                "--templates",
-                s(&t),
-                "--archive",
-                &p("archive"),
-                "--days",
-                "2024-01-01..2024-01-03",
-                "--memory",
-                "0.02",
-                "--device",
-                device,
-                "-o",
-                s(&out),
-            ],
-            batch,
-        );
+        let mut d = Detect::new(s(&t), &p("archive"), "2024-01-01..2024-01-03", s(&out))
+            .args(&["--memory", "0.02", "--device", device]);
+        if let Some(b) = batch {
+            d = d.env(tmatch::correlate::cuda::MAX_BATCH_VAR, b);
+        }
+        eprint!("{}", d.run_ok());
         output::read(&out).unwrap()
     };
     let cpu = detect("cpu", None);
@@ -403,21 +375,9 @@ fn cuda_command_line_matches_the_cpu_on_the_samples() {
     let archive = samples().join("archive");
     let detect = |name: &str, device: &str| {
         let out = dir.path().join(format!("{name}.h5"));
-        crate::util::tmatch_ok(&[
-            "detect",
-            "--templates",
-            &t,
-            "--archive",
-            s(&archive),
-            "--days",
-            "2024-02-29..2024-03-01",
-            "--threshold",
-            "10",
-            "--device",
-            device,
-            "-o",
-            s(&out),
-        ]);
+        Detect::new(&t, s(&archive), "2024-02-29..2024-03-01", s(&out))
+            .args(&["--threshold", "10", "--device", device])
+            .run_ok();
         output::read(&out).unwrap()
     };
     let (cpu, gpu) = (detect("cpu", "cpu"), detect("tested", device_arg()));

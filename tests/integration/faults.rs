@@ -54,7 +54,9 @@ impl Backend for Failing {
     ) -> Result<Vec<TemplatePeaks>> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         match (call >= self.fail_on, self.fault) {
-            (true, true) => Err(Error::DeviceFault("illegal address (injected)".into())),
+            (true, true) => Err(Error::DeviceFault(Box::new(Error::Device(
+                "illegal address (injected)".into(),
+            )))),
             (true, false) if call == self.fail_on => Err(Error::Input("injected failure".into())),
             _ => self.cpu.peaks(day, t, spec),
         }

@@ -140,6 +140,7 @@ pub fn build_templates(dir: &Path, extra: &[&str]) -> String {
 #[derive(Clone)]
 pub struct Detect {
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Detect {
@@ -157,7 +158,14 @@ impl Detect {
         ];
         Detect {
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
         }
+    }
+
+    /// Set an environment variable for the run.
+    pub fn env(mut self, key: &str, value: &str) -> Detect {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> Detect {
@@ -172,16 +180,30 @@ impl Detect {
     }
 
     pub fn run(&self) -> Output {
-        tmatch(&self.args)
+        Command::new(tmatch_bin())
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run tmatch")
     }
 
     /// Run and require success; returns stderr.
     pub fn run_ok(&self) -> String {
-        tmatch_ok(&self.args)
+        let out = self.run();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            out.status.success(),
+            "tmatch {:?} failed:\n{err}",
+            self.args
+        );
+        err
     }
 
     /// Run and require an error (exit 1); returns stderr.
     pub fn run_fails(&self) -> String {
-        tmatch_fails(&self.args)
+        let out = self.run();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "tmatch {:?}:\n{err}", self.args);
+        err
     }
 }

@@ -137,8 +137,10 @@ impl CudaBackend {
     /// Open GPU `ordinal` and load the kernels. The caller has checked that
     /// the driver library is present ([`super::cuda_devices`]).
     pub fn new(ordinal: usize) -> Result<CudaBackend> {
-        let fail = |what: &str, e: DriverError| {
-            Error::Device(format!("CUDA device {ordinal}: {what}: {e}"))
+        let fail = |what: &str, source: DriverError| Error::Cuda {
+            ordinal,
+            what: Some(what.to_string()),
+            source,
         };
         let ctx = CudaContext::new(ordinal).map_err(|e| fail("cannot open", e))?;
         let gpu = ctx.name().map_err(|e| fail("cannot query", e))?;
@@ -207,12 +209,17 @@ impl CudaBackend {
     /// a state that cannot be trusted (a fault: it takes no more days); any
     /// other, out of memory among them, is a problem of the day (recorded,
     /// the run goes on).
-    fn error(&self, e: DriverError) -> Error {
-        let msg = format!("CUDA device {}: {e}", self.ordinal);
-        if is_sticky(&e) {
-            Error::DeviceFault(msg)
+    fn error(&self, source: DriverError) -> Error {
+        let sticky = is_sticky(&source);
+        let e = Error::Cuda {
+            ordinal: self.ordinal,
+            what: None,
+            source,
+        };
+        if sticky {
+            Error::DeviceFault(Box::new(e))
         } else {
-            Error::Device(msg)
+            e
         }
     }
 
@@ -500,6 +507,57 @@ impl CudaBackend {
             })
             .collect())
     }
+
+    /// Templates `0..n` through the device in batches of at most `size`,
+    /// at most `depth` of them in flight: `launch` starts one (its range
+    /// and its turn), `finish` waits for the oldest and takes its results.
+    /// When the device is out of memory the oldest batch in flight is
+    /// finished first, then the size halved; one template that does not
+    /// fit is an error.
+    fn in_batches<B>(
+        &self,
+        n: usize,
+        mut size: usize,
+        depth: usize,
+        n_lags: usize,
+        mut launch: impl FnMut(Range<usize>, usize) -> Result<B, DriverError>,
+        mut finish: impl FnMut(B) -> Result<()>,
+    ) -> Result<()> {
+        let mut in_flight = VecDeque::new();
+        let (mut next, mut turn) = (0, 0);
+        while next < n {
+            let end = (next + size).min(n);
+            match launch(next..end, turn) {
+                Ok(b) => {
+                    in_flight.push_back(b);
+                    (next, turn) = (end, turn + 1);
+                }
+                Err(e) if is_oom(&e) => {
+                    if let Some(b) = in_flight.pop_front() {
+                        finish(b)?;
+                    } else if size > 1 {
+                        size /= 2;
+                    } else {
+                        return Err(Error::Device(format!(
+                            "CUDA device {}: out of memory for one template's stacked trace \
+                             ({} MiB); free the GPU or use --device cpu",
+                            self.ordinal,
+                            (4 * n_lags) >> 20
+                        )));
+                    }
+                    // Memory freed on other streams returns to the device
+                    // once they are done.
+                    self.ctx.synchronize().map_err(|e| self.error(e))?;
+                    continue;
+                }
+                Err(e) => return Err(self.error(e)),
+            }
+            if in_flight.len() == depth {
+                finish(in_flight.pop_front().expect("a batch in flight"))?;
+            }
+        }
+        in_flight.into_iter().try_for_each(finish)
+    }
 }
 
 impl Backend for CudaBackend {
@@ -520,28 +578,21 @@ impl Backend for CudaBackend {
         let n_lags = day.n_lags();
         let dd = self.device_day(day)?;
         let m = day.template_len;
-        let mut size = self.batch_size(&dd, templates, m)?;
-        let mut next = 0;
+        let size = self.batch_size(&dd, templates, m)?;
         let stream = &self.compute[0];
-        while next < templates.len() {
-            let end = (next + size).min(templates.len());
-            let d = match self.launch_stack(&dd, &templates[next..end], m, stream, false) {
-                Err(e) if is_oom(&e) && size > 1 => {
-                    stream.synchronize().map_err(|e| self.error(e))?;
-                    size /= 2;
-                    continue;
-                }
-                r => r.map_err(|e| self.error(e))?,
-            };
-            for (i, s) in stacks[next..end].iter_mut().enumerate() {
+        let launch = |r: Range<usize>, _turn| {
+            let d = self.launch_stack(&dd, &templates[r.clone()], m, stream, false)?;
+            Ok((r, d))
+        };
+        let finish = |(r, d): (Range<usize>, CudaSlice<f32>)| {
+            for (i, s) in stacks[r].iter_mut().enumerate() {
                 stream
                     .memcpy_dtoh(&d.slice(i * n_lags..(i + 1) * n_lags), s)
                     .map_err(|e| self.error(e))?;
             }
-            stream.synchronize().map_err(|e| self.error(e))?;
-            next = end;
-        }
-        Ok(())
+            stream.synchronize().map_err(|e| self.error(e))
+        };
+        self.in_batches(templates.len(), size, 1, n_lags, launch, finish)
     }
 
     fn peaks(
@@ -567,57 +618,19 @@ impl Backend for CudaBackend {
         assert!(n_lags <= u32::MAX as usize, "{n_lags} lags");
         let dd = self.device_day(day)?;
         let m = day.template_len;
-        let mut size = self.batch_size(&dd, templates, m)?;
+        let size = self.batch_size(&dd, templates, m)?;
         let mut out = Vec::with_capacity(templates.len());
-        let finish = |b: InFlight, out: &mut Vec<TemplatePeaks>| -> Result<()> {
+        // At most two batches in flight, one per stream pair: the host
+        // finishes the older while the device computes the newer.
+        let launch = |r, turn: usize| self.launch_batch(&dd, templates, r, m, spec, turn % 2);
+        let finish = |b: InFlight| {
             out.extend(
                 self.finish(b, day, templates, spec)
                     .map_err(|e| self.error(e))?,
             );
             Ok(())
         };
-        // At most two batches in flight, one per stream pair: the host
-        // finishes the older while the device computes the newer.
-        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-        let (mut next, mut turn) = (0, 0);
-        while next < templates.len() {
-            let end = (next + size).min(templates.len());
-            match self.launch_batch(&dd, templates, next..end, m, spec, turn % 2) {
-                Ok(b) => {
-                    in_flight.push_back(b);
-                    (next, turn) = (end, turn + 1);
-                }
-                Err(e) if is_oom(&e) => {
-                    // Free the batch in flight, then try again smaller; a
-                    // single template that does not fit is an error.
-                    if let Some(b) = in_flight.pop_front() {
-                        finish(b, &mut out)?;
-                        // Its stacks are freed on its compute stream.
-                        self.ctx.synchronize().map_err(|e| self.error(e))?;
-                    } else if size > 1 {
-                        // Memory freed on other streams returns to the
-                        // device once they are done.
-                        self.ctx.synchronize().map_err(|e| self.error(e))?;
-                        size /= 2;
-                    } else {
-                        return Err(Error::Device(format!(
-                            "CUDA device {}: out of memory for one template's stacked trace \
-                             ({} MiB); free the GPU or use --device cpu",
-                            self.ordinal,
-                            (4 * n_lags) >> 20
-                        )));
-                    }
-                    continue;
-                }
-                Err(e) => return Err(self.error(e)),
-            }
-            if in_flight.len() == 2 {
-                finish(in_flight.pop_front().expect("two in flight"), &mut out)?;
-            }
-        }
-        while let Some(b) = in_flight.pop_front() {
-            finish(b, &mut out)?;
-        }
+        self.in_batches(templates.len(), size, 2, n_lags, launch, finish)?;
         Ok(out)
     }
 
