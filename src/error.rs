@@ -122,3 +122,38 @@ impl<T> WithPath<T> for std::result::Result<T, mseed::MSError> {
         self.map_err(|e| Error::mseed(path, "miniSEED", e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// A library's error stays reachable as the source, for callers that
+    /// act on its kind (a missing file, a full disk), and the text still
+    /// names the file.
+    #[test]
+    fn library_errors_keep_their_source_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.mseed");
+        let e = crate::archive::mseed::read_records(&missing).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+        let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+        assert!(e.to_string().starts_with(&missing.display().to_string()));
+
+        let not_h5 = dir.path().join("templates.h5");
+        std::fs::write(&not_h5, "not HDF5").unwrap();
+        let e = crate::templates::read(&not_h5).unwrap_err();
+        assert!(matches!(e, Error::Hdf5 { .. }), "{e:?}");
+        assert!(e.source().is_some_and(|s| s.is::<hdf5::Error>()));
+        let text = e.to_string();
+        assert!(text.contains("templates.h5: cannot open as HDF5: "), "{text}");
+
+        let not_mseed = dir.path().join("day.mseed");
+        std::fs::write(&not_mseed, vec![b'x'; 4096]).unwrap();
+        let e = crate::archive::mseed::read_records(&not_mseed).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with(&not_mseed.display().to_string()), "{text}");
+    }
+}
