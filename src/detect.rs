@@ -50,16 +50,31 @@ impl fmt::Display for ThresholdType {
     }
 }
 
-/// One channel's correlation at a detection.
+/// One channel's correlation at a detection, and what the catalogue needs
+/// of it (picks, relative magnitudes), measured while the day is in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelPick {
     /// Index into the template's channels.
     pub channel: usize,
     /// CC at the detection's lag.
     pub cc: f32,
-    /// Largest |CC| within ±shift_len, and its lag in samples.
+    /// Largest CC within ±shift_len, and its lag in samples. Signed, as
+    /// EQcorrscan's `lag_calc` takes it: a waveform of flipped polarity is
+    /// not this template's arrival.
     pub best_cc: f32,
     pub best_lag: i32,
+    /// `best_lag` refined by the parabola through the CC there and at its
+    /// two neighbours (within half a sample of it; `best_lag` itself where
+    /// the three do not make a maximum).
+    pub lag: f32,
+    /// Standard deviation of the data over the template's window at
+    /// `best_lag`, in the processed data's units.
+    pub amplitude: f32,
+    /// Largest |value| in that window.
+    pub peak: f32,
+    /// RMS of the data over the template's length just before that window;
+    /// NaN where that stretch is not whole.
+    pub noise_rms: f32,
 }
 
 /// A peak of a template's stack above its threshold.

@@ -4,7 +4,11 @@
 //!   the epoch, cc_sum, mean_cc, threshold, mad, n_channels, and the range of
 //!   its rows in `/detection_channels`);
 //! * `/detection_channels`: per detection and template channel, the CC at
-//!   the detection, and the best |CC| within ±shift_len with its lag;
+//!   the detection; the largest CC within ±shift_len, its lag in samples
+//!   and that lag refined to a fraction of a sample (`lag`); and at that
+//!   lag the window's standard deviation (`amplitude`) and largest |value|
+//!   (`peak`), and the RMS of the template's length of data before it
+//!   (`noise_rms`, NaN where not whole), for relative magnitudes;
 //! * `/templates`: template ids, origin offsets (detection time − offset =
 //!   origin time) and channel ids, with the template file's checksum;
 //! * `/days`: day, status, n_detections, wall time, device, and where the

@@ -23,7 +23,15 @@ pub(super) fn check_format(path: &Path, file: &File) -> Result<()> {
     if version != FORMAT_VERSION {
         return Err(Error::file(
             path,
-            format!("detections format version {version}, expected {FORMAT_VERSION}"),
+            format!(
+                "detections format version {version}, expected {FORMAT_VERSION}{}",
+                if version < FORMAT_VERSION {
+                    " (an older tmatch wrote it: read it with that version, or detect \
+                     again with this one; --resume cannot continue it)"
+                } else {
+                    " (a newer tmatch wrote it)"
+                }
+            ),
         ));
     }
     Ok(())

@@ -17,7 +17,7 @@ use crate::shard::Shard;
 use crate::templates::TemplateSet;
 
 pub const FORMAT: &str = "tmatch-detections";
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(H5Type, Clone, Debug, PartialEq)]
 #[repr(C)]
@@ -41,6 +41,10 @@ pub struct ChannelRow {
     pub cc: f32,
     pub best_cc: f32,
     pub best_lag: i32,
+    pub lag: f32,
+    pub amplitude: f32,
+    pub peak: f32,
+    pub noise_rms: f32,
 }
 
 #[derive(H5Type, Clone, Debug)]

@@ -206,6 +206,10 @@ impl Writer {
                     cc: c.cc,
                     best_cc: c.best_cc,
                     best_lag: c.best_lag,
+                    lag: c.lag,
+                    amplitude: c.amplitude,
+                    peak: c.peak,
+                    noise_rms: c.noise_rms,
                 });
             }
         }

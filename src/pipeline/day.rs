@@ -368,10 +368,10 @@ fn peak_spec(
     }
 }
 
-/// Each channel's CC at the detection (stack lag `k`) and its best lag
-/// within ±`shift` samples, from direct f64 dot products with the channel's
-/// moving normalization: the same definition as the stack, computed
-/// independently of the FFT.
+/// Each channel's measurements at a detection at stack lag `k`: its CC
+/// there and its best lag within ±`shift` samples, from direct f64 dot
+/// products with the channel's data (exact, whatever the backend), with
+/// the amplitudes relative magnitudes need.
 fn channel_picks(
     t: &StackTemplate,
     template_channel: &[usize],
@@ -382,46 +382,152 @@ fn channel_picks(
     t.channels
         .iter()
         .zip(template_channel)
-        .map(|(c, &ci)| {
-            let ch = &view.channels[c.channel];
-            let j = k + c.pad;
-            let cc_at = |j: usize| -> f64 {
-                let inv = ch.norm.inv_std.get(j).copied().unwrap_or(0.0) as f64;
-                if inv == 0.0 {
-                    return 0.0;
-                }
-                let w = &ch.data[j..j + c.waveform.len()];
-                let dot: f64 = c
-                    .waveform
-                    .iter()
-                    .zip(w)
-                    .map(|(&t, &x)| t as f64 * x as f64)
-                    .sum();
-                (dot * inv).clamp(-1.0, 1.0)
-            };
-            let (mut best_lag, mut best) = (0i32, cc_at(j));
-            let at = best;
-            for l in
-                j.saturating_sub(shift)..=(j + shift).min(ch.norm.inv_std.len().saturating_sub(1))
-            {
-                let v = cc_at(l);
-                if v.abs() > best.abs() {
-                    (best_lag, best) = (l as i32 - j as i32, v);
-                }
-            }
-            ChannelPick {
-                channel: ci,
-                cc: at as f32,
-                best_cc: best as f32,
-                best_lag,
-            }
-        })
+        .map(|(c, &ci)| measure(&view.channels[c.channel], &c.waveform, k + c.pad, shift, ci))
         .collect()
+}
+
+/// One channel at window start `j`; `waveform` is the normalized template
+/// channel.
+fn measure(
+    ch: &DayChannel,
+    waveform: &[f32],
+    j: usize,
+    shift: usize,
+    channel: usize,
+) -> ChannelPick {
+    let m = waveform.len();
+    let cc_at = |j: usize| -> f64 {
+        let inv = ch.norm.inv_std.get(j).copied().unwrap_or(0.0) as f64;
+        if inv == 0.0 {
+            return 0.0;
+        }
+        let w = &ch.data[j..j + m];
+        let dot: f64 = waveform
+            .iter()
+            .zip(w)
+            .map(|(&t, &x)| t as f64 * x as f64)
+            .sum();
+        (dot * inv).clamp(-1.0, 1.0)
+    };
+    let at = cc_at(j);
+    let last = ch.norm.inv_std.len().saturating_sub(1);
+    let (mut best_j, mut best) = (j, at);
+    for l in j.saturating_sub(shift)..=(j + shift).min(last) {
+        let v = cc_at(l);
+        if v > best {
+            (best_j, best) = (l, v);
+        }
+    }
+    let best_lag = best_j as i32 - j as i32;
+    let window = ch.data.get(best_j..best_j + m).unwrap_or_default();
+    let noise = best_j
+        .checked_sub(m)
+        .filter(|&a| ch.norm.inv_std.get(a).is_some_and(|&v| v > 0.0))
+        .map_or(f64::NAN, |a| rms(&ch.data[a..best_j]));
+    ChannelPick {
+        channel,
+        cc: at as f32,
+        best_cc: best as f32,
+        best_lag,
+        lag: best_lag as f32 + vertex(cc_at, best_j, last) as f32,
+        amplitude: std_dev(window) as f32,
+        peak: window.iter().fold(0.0f32, |p, v| p.max(v.abs())),
+        noise_rms: noise as f32,
+    }
+}
+
+/// Offset of the vertex of the parabola through `cc` at `j - 1`, `j` and
+/// `j + 1`, within ±0.5; 0 at the ends or where they do not make a maximum.
+fn vertex(cc: impl Fn(usize) -> f64, j: usize, last: usize) -> f64 {
+    if j == 0 || j >= last {
+        return 0.0;
+    }
+    let (a, b, c) = (cc(j - 1), cc(j), cc(j + 1));
+    let curvature = a - 2.0 * b + c;
+    if curvature >= 0.0 {
+        return 0.0;
+    }
+    (0.5 * (a - c) / curvature).clamp(-0.5, 0.5)
+}
+
+fn rms(x: &[f32]) -> f64 {
+    (x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt()
+}
+
+fn std_dev(x: &[f32]) -> f64 {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    (x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A repeat at 3 × the template's amplitude, 5 samples late and a
+    /// quarter sample further (a band-limited template moved by
+    /// interpolation), after a stretch of known noise: the measurements
+    /// recover each of these.
+    #[test]
+    fn channel_measurements_recover_lag_amplitude_and_noise() {
+        let m = 64;
+        let tmpl = |t: f64| (t / 5.0).sin() * (-((t - 32.0) / 14.0).powi(2)).exp();
+        let template: Vec<f32> = (0..m).map(|i| tmpl(i as f64) as f32).collect();
+        let (j0, late, frac) = (400usize, 5usize, 0.25);
+        let mut data = vec![0.0f32; 1000];
+        // Noise of RMS 0.01 (a ±0.01 square wave) in the stretch before.
+        for (i, v) in data.iter_mut().enumerate() {
+            *v = if i % 2 == 0 { 0.01 } else { -0.01 };
+        }
+        for i in 0..m + 20 {
+            let t = i as f64 - frac;
+            data[j0 + late + i] = 3.0 * tmpl(t) as f32;
+        }
+        let mask = vec![true; data.len()];
+        let norm = ChannelNorm::new(&data, &mask, m);
+        let ch = DayChannel {
+            data: &data,
+            norm: &norm,
+        };
+        let waveform = correlate::normalize_template(&template).unwrap();
+        let p = measure(&ch, &waveform, j0, 8, 2);
+        assert_eq!((p.channel, p.best_lag), (2, late as i32));
+        assert!(p.best_cc > 0.99 && p.best_cc >= p.cc, "{p:?}");
+        assert!((p.lag - (late as f32 + frac as f32)).abs() < 0.1, "{p:?}");
+        let ratio = p.amplitude as f64 / std_dev(&template);
+        assert!((ratio - 3.0).abs() < 0.05, "amplitude ratio {ratio}");
+        let peak = template.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        assert!((p.peak / peak - 3.0).abs() < 0.05, "{p:?}");
+        assert!((p.noise_rms - 0.01).abs() < 1e-4, "{p:?}");
+        // No whole stretch before the window: the noise is not known.
+        assert!(measure(&ch, &waveform, 10, 8, 0).noise_rms.is_nan());
+    }
+
+    /// Negative correlations do not make picks: the best CC is the largest
+    /// signed one, as in EQcorrscan's lag_calc.
+    #[test]
+    fn the_best_lag_is_the_largest_signed_cc() {
+        let m = 32;
+        let template: Vec<f32> = (0..m).map(|i| ((i as f32) / 3.0).sin()).collect();
+        let mut data = vec![0.0f32; 300];
+        for (i, v) in data.iter_mut().enumerate() {
+            *v = 1e-3 * ((i * 7919) % 13) as f32;
+        }
+        for i in 0..m {
+            data[100 + i] -= 2.0 * template[i]; // flipped, at lag 0
+            data[103 + i] += 0.5 * template[i]; // upright, 3 later
+        }
+        let mask = vec![true; data.len()];
+        let norm = ChannelNorm::new(&data, &mask, m);
+        let ch = DayChannel {
+            data: &data,
+            norm: &norm,
+        };
+        let waveform = correlate::normalize_template(&template).unwrap();
+        let p = measure(&ch, &waveform, 100, 5, 0);
+        assert!(p.cc < -0.5, "{p:?}");
+        assert!(p.best_cc > 0.0 && p.best_lag > 0, "{p:?}");
+    }
     use crate::templates::{BuildOptions, Phases};
 
     /// The days in flight correlate the run's one normalized copy of each

@@ -125,6 +125,8 @@ type Windows = BTreeMap<String, Vec<Window>>;
 struct Cut {
     start: Nanos,
     data: Vec<f32>,
+    /// RMS of the window's length of data before it; NaN where not whole.
+    noise_rms: f32,
 }
 
 /// Cuts by event id and index among the event's windows.
@@ -174,7 +176,8 @@ pub fn build(
         m,
     };
     let cuts = cutting.all(&windows, &mut warnings);
-    let templates = assemble(catalog, &windows, &cuts, rate, &mut warnings);
+    let pre = (opts.pre * 1e9).round() as Nanos;
+    let templates = assemble(catalog, &windows, &cuts, rate, pre, &mut warnings);
     if templates.is_empty() {
         return Err(Error::Input(format!(
             "no template could be built:\n  {}",
@@ -320,27 +323,29 @@ impl Cutting<'_> {
         if crate::correlate::normalize_template(&data).is_none() {
             return Err("flat waveform; channel left out".into());
         }
-        if let Some(min) = self.opts.min_snr {
-            let noise = m;
-            let a = i0.saturating_sub(noise);
-            let nw = &ch.data[a..i0];
-            if nw.len() == noise && ch.mask[a..i0].iter().all(|&p| p) {
-                let rms =
-                    (nw.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / nw.len() as f64).sqrt();
-                let peak = data.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
-                let snr = peak / rms;
-                // A NaN SNR (no noise window) is below any minimum.
-                #[allow(clippy::neg_cmp_op_on_partial_ord)]
-                if !(snr >= min) {
-                    return Err(format!(
-                        "SNR {snr:.1} below --min-snr {min}; channel left out"
-                    ));
-                }
+        let a = i0.saturating_sub(m);
+        let noise_rms = if a + m == i0 && ch.mask[a..i0].iter().all(|&p| p) {
+            (ch.data[a..i0].iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / m as f64).sqrt()
+        } else {
+            f64::NAN
+        };
+        // Without a whole noise window the SNR is not known: the channel
+        // is kept.
+        if let (Some(min), false) = (self.opts.min_snr, noise_rms.is_nan()) {
+            let peak = data.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
+            let snr = peak / noise_rms;
+            // A NaN SNR (silent noise and a flat window) is below any minimum.
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
+            if !(snr >= min) {
+                return Err(format!(
+                    "SNR {snr:.1} below --min-snr {min}; channel left out"
+                ));
             }
         }
         Ok(Cut {
             start: sample_time(grid, i0 as i64, rate),
             data,
+            noise_rms: noise_rms as f32,
         })
     }
 }
@@ -352,6 +357,7 @@ fn assemble(
     windows: &Windows,
     cuts: &Cuts,
     rate: f64,
+    pre: Nanos,
     warnings: &mut Vec<String>,
 ) -> Vec<Template> {
     let mut templates = Vec::new();
@@ -367,6 +373,8 @@ fn assemble(
                     pad: 0,
                     weight: 1.0,
                     data: cut.data.clone(),
+                    pick_offset: pre,
+                    noise_rms: cut.noise_rms,
                 })
             })
             .collect();

@@ -20,7 +20,7 @@ use crate::error::{Error, Result, WithPath};
 use crate::h5::{self, InFile};
 use crate::preprocess::Recipe;
 
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const FORMAT: &str = "tmatch-templates";
 
 #[derive(H5Type, Clone, Debug)]
@@ -45,6 +45,8 @@ struct ChannelRow {
     start_ns: i64,
     pad: u32,
     weight: f32,
+    pick_offset_ns: i64,
+    noise_rms: f32,
 }
 
 fn vlu(path: &Path, s: &str) -> Result<VarLenUnicode> {
@@ -101,6 +103,8 @@ pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
                 start_ns: c.start,
                 pad: c.pad as u32,
                 weight: c.weight,
+                pick_offset_ns: c.pick_offset,
+                noise_rms: c.noise_rms,
             });
         }
     }
@@ -222,6 +226,8 @@ fn template_of_rows(
                 pad: c.pad as usize,
                 weight: c.weight,
                 data: wave.row(a + i).to_vec(),
+                pick_offset: c.pick_offset_ns,
+                noise_rms: c.noise_rms,
             })
         })
         .collect::<Result<_>>()?;

@@ -23,6 +23,14 @@ pub struct TemplateChannel {
     pub weight: f32,
     /// Processed amplitudes (not normalized), `TemplateSet::len` samples.
     pub data: Vec<f32>,
+    /// From the first sample to the phase pick the window was cut around
+    /// (the window's `--pre`): a detection's pick on this channel is its
+    /// start at the detection plus this, as EQcorrscan's `lag_calc` has it.
+    pub pick_offset: Nanos,
+    /// RMS of the processed data over the template's length just before
+    /// the window: the noise that relative magnitudes weigh the template's
+    /// amplitude against. NaN where that stretch was not whole.
+    pub noise_rms: f32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

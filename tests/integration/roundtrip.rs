@@ -137,6 +137,8 @@ fn small_set() -> TemplateSet {
         pad,
         weight: 1.0,
         data: (0..50).map(|i| (i as f32 * k).sin()).collect(),
+        pick_offset: 100_000_000,
+        noise_rms: 0.25 * k,
     };
     TemplateSet {
         recipe: Recipe {
@@ -220,6 +222,10 @@ fn detections_file_round_trip() {
                 cc: 0.7,
                 best_cc: 0.8,
                 best_lag: -1,
+                lag: -0.75,
+                amplitude: 3.5,
+                peak: 9.0,
+                noise_rms: 0.125,
             })
             .collect(),
     };
@@ -369,6 +375,10 @@ fn template_shard_files_merge_day_by_day_and_older_files_hold_all_templates() {
                 cc: s as f32,
                 best_cc: 0.8,
                 best_lag: c as i32,
+                lag: c as f32 + 0.25,
+                amplitude: 1.5 * s as f32,
+                peak: 4.0,
+                noise_rms: 0.5,
             })
             .collect(),
     };
