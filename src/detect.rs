@@ -73,8 +73,8 @@ pub struct ChannelPick {
     /// Largest |value| in that window.
     pub peak: f32,
     /// RMS of the data over the template's length just before that window;
-    /// NaN where that stretch is not whole.
-    pub noise_rms: f32,
+    /// none where that stretch is not whole.
+    pub noise_rms: Option<f32>,
 }
 
 /// A peak of a template's stack above its threshold.

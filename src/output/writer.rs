@@ -209,7 +209,7 @@ impl Writer {
                     lag: c.lag,
                     amplitude: c.amplitude,
                     peak: c.peak,
-                    noise_rms: c.noise_rms,
+                    noise_rms: c.noise_rms.unwrap_or(f32::NAN),
                 });
             }
         }

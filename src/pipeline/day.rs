@@ -423,7 +423,7 @@ fn measure(
     let noise = best_j
         .checked_sub(m)
         .filter(|&a| ch.norm.inv_std.get(a).is_some_and(|&v| v > 0.0))
-        .map_or(f64::NAN, |a| rms(&ch.data[a..best_j]));
+        .map(|a| rms(&ch.data[a..best_j]) as f32);
     ChannelPick {
         channel,
         cc: at as f32,
@@ -432,7 +432,7 @@ fn measure(
         lag: best_lag as f32 + vertex(cc_at, best_j, last) as f32,
         amplitude: std_dev(window) as f32,
         peak: window.iter().fold(0.0f32, |p, v| p.max(v.abs())),
-        noise_rms: noise as f32,
+        noise_rms: noise,
     }
 }
 
@@ -498,9 +498,9 @@ mod tests {
         assert!((ratio - 3.0).abs() < 0.05, "amplitude ratio {ratio}");
         let peak = template.iter().fold(0.0f32, |a, v| a.max(v.abs()));
         assert!((p.peak / peak - 3.0).abs() < 0.05, "{p:?}");
-        assert!((p.noise_rms - 0.01).abs() < 1e-4, "{p:?}");
+        assert!((p.noise_rms.unwrap() - 0.01).abs() < 1e-4, "{p:?}");
         // No whole stretch before the window: the noise is not known.
-        assert!(measure(&ch, &waveform, 10, 8, 0).noise_rms.is_nan());
+        assert_eq!(measure(&ch, &waveform, 10, 8, 0).noise_rms, None);
     }
 
     /// Negative correlations do not make picks: the best CC is the largest

@@ -125,8 +125,8 @@ type Windows = BTreeMap<String, Vec<Window>>;
 struct Cut {
     start: Nanos,
     data: Vec<f32>,
-    /// RMS of the window's length of data before it; NaN where not whole.
-    noise_rms: f32,
+    /// RMS of the window's length of data before it, where whole.
+    noise_rms: Option<f32>,
 }
 
 /// Cuts by event id and index among the event's windows.
@@ -324,14 +324,17 @@ impl Cutting<'_> {
             return Err("flat waveform; channel left out".into());
         }
         let a = i0.saturating_sub(m);
-        let noise_rms = if a + m == i0 && ch.mask[a..i0].iter().all(|&p| p) {
-            (ch.data[a..i0].iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / m as f64).sqrt()
-        } else {
-            f64::NAN
-        };
+        let noise_rms = (a + m == i0 && ch.mask[a..i0].iter().all(|&p| p)).then(|| {
+            (ch.data[a..i0]
+                .iter()
+                .map(|&v| (v as f64).powi(2))
+                .sum::<f64>()
+                / m as f64)
+                .sqrt()
+        });
         // Without a whole noise window the SNR is not known: the channel
         // is kept.
-        if let (Some(min), false) = (self.opts.min_snr, noise_rms.is_nan()) {
+        if let (Some(min), Some(noise_rms)) = (self.opts.min_snr, noise_rms) {
             let peak = data.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
             let snr = peak / noise_rms;
             // A NaN SNR (silent noise and a flat window) is below any minimum.
@@ -345,7 +348,7 @@ impl Cutting<'_> {
         Ok(Cut {
             start: sample_time(grid, i0 as i64, rate),
             data,
-            noise_rms: noise_rms as f32,
+            noise_rms: noise_rms.map(|v| v as f32),
         })
     }
 }

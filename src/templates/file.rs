@@ -104,7 +104,7 @@ pub fn write(set: &TemplateSet, path: &Path) -> Result<()> {
                 pad: c.pad as u32,
                 weight: c.weight,
                 pick_offset_ns: c.pick_offset,
-                noise_rms: c.noise_rms,
+                noise_rms: c.noise_rms.unwrap_or(f32::NAN),
             });
         }
     }
@@ -227,7 +227,7 @@ fn template_of_rows(
                 weight: c.weight,
                 data: wave.row(a + i).to_vec(),
                 pick_offset: c.pick_offset_ns,
-                noise_rms: c.noise_rms,
+                noise_rms: (!c.noise_rms.is_nan()).then_some(c.noise_rms),
             })
         })
         .collect::<Result<_>>()?;

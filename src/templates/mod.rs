@@ -29,8 +29,8 @@ pub struct TemplateChannel {
     pub pick_offset: Nanos,
     /// RMS of the processed data over the template's length just before
     /// the window: the noise that relative magnitudes weigh the template's
-    /// amplitude against. NaN where that stretch was not whole.
-    pub noise_rms: f32,
+    /// amplitude against; none where that stretch was not whole.
+    pub noise_rms: Option<f32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -35,6 +35,14 @@ pub fn setup() -> (TemplateSet, Archive) {
     };
     let (set, warnings) = build(&cat, &archive, &opts).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
+    // Each channel keeps where its pick lies and the noise before it,
+    // below the signal it holds.
+    for c in set.templates.iter().flat_map(|t| &t.channels) {
+        assert_eq!(c.pick_offset, 500_000_000, "{}", c.id);
+        let rms = (c.data.iter().map(|v| v * v).sum::<f32>() / c.data.len() as f32).sqrt();
+        let noise = c.noise_rms.unwrap_or_else(|| panic!("{}: no noise", c.id));
+        assert!(noise > 0.0 && noise < rms, "{}: {noise} {rms}", c.id);
+    }
     (set, archive)
 }
 

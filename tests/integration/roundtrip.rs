@@ -138,7 +138,7 @@ fn small_set() -> TemplateSet {
         weight: 1.0,
         data: (0..50).map(|i| (i as f32 * k).sin()).collect(),
         pick_offset: 100_000_000,
-        noise_rms: 0.25 * k,
+        noise_rms: Some(0.25 * k),
     };
     TemplateSet {
         recipe: Recipe {
@@ -225,7 +225,7 @@ fn detections_file_round_trip() {
                 lag: -0.75,
                 amplitude: 3.5,
                 peak: 9.0,
-                noise_rms: 0.125,
+                noise_rms: Some(0.125),
             })
             .collect(),
     };
@@ -378,7 +378,7 @@ fn template_shard_files_merge_day_by_day_and_older_files_hold_all_templates() {
                 lag: c as f32 + 0.25,
                 amplitude: 1.5 * s as f32,
                 peak: 4.0,
-                noise_rms: 0.5,
+                noise_rms: Some(0.5),
             })
             .collect(),
     };
