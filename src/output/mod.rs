@@ -37,7 +37,7 @@ mod writer;
 
 pub use export::to_csv;
 pub use merge::{merge, MergeReport};
-pub use reader::{days_to_do, read, Detections};
+pub use reader::{days_to_do, read, Detections, Reader};
 pub use schema::{
     ChannelRow, DayRow, DayState, DayStatus, DetectionRow, RunInfo, RunParams, TemplateInfo,
     TemplateRow, FORMAT, FORMAT_VERSION,

@@ -154,46 +154,105 @@ pub struct Detections {
 impl Detections {
     /// Detection rows of each day, in `days` order.
     pub fn day_rows(&self) -> Vec<std::ops::Range<usize>> {
-        let mut at = 0;
-        self.days
-            .iter()
-            .map(|d| {
-                let r = at..at + d.n_detections as usize;
-                at = r.end;
-                r
-            })
-            .collect()
+        day_rows(&self.days)
     }
 }
 
 /// Read a detections file: its completed days and their rows.
 pub fn read(path: &Path) -> Result<Detections> {
-    let file = File::open(path).map_err(|e| Error::hdf5(path, "cannot open as HDF5", e))?;
-    check_format(path, &file)?;
-    let run = read_run_info(path, &file)?;
-    let templates: Vec<TemplateRow> = h5::read_table(&file, "templates").in_file(path)?;
-    let days: Vec<DayRow> = h5::read_table(&file, "days").in_file(path)?;
-    let problems: Vec<u8> = h5::read_table(&file, "day_problems").in_file(path)?;
-    let days = completed_days(&days, &problems);
-    let mut rows: Vec<DetectionRow> = h5::read_table(&file, "detections").in_file(path)?;
-    let mut channels: Vec<ChannelRow> =
-        h5::read_table(&file, "detection_channels").in_file(path)?;
-    // Only rows of completed days count (see the module notes).
-    let (n_det, n_ch) = committed_rows(path, &days, rows.len(), channels.len(), |i| {
-        Ok(rows[i].clone())
-    })?;
-    rows.truncate(n_det);
-    channels.truncate(n_ch);
-    let days = without_redone_failures(days);
+    let reader = Reader::open(path)?;
+    let channels = reader.channels(0..reader.n_channel_rows)?;
     Ok(Detections {
-        templates: TemplateInfo {
-            ids: templates.iter().map(|t| t.id.to_string()).collect(),
-            origin_offsets: templates.iter().map(|t| t.origin_offset_ns).collect(),
-            channels: templates.iter().map(|t| t.channels.to_string()).collect(),
-        },
-        run,
-        rows,
+        templates: reader.templates,
+        run: reader.run,
+        rows: reader.rows,
         channels,
-        days,
+        days: reader.days,
     })
+}
+
+/// A detections file read in pieces: its detection rows whole (48 bytes
+/// each), its channel rows (one per detection and template channel, the
+/// bulk of the file) by range, so that a file of 10^7 detections is read
+/// in bounded memory. Only completed days are read.
+pub struct Reader {
+    path: std::path::PathBuf,
+    channel_table: hdf5::Dataset,
+    n_channel_rows: usize,
+    pub templates: TemplateInfo,
+    pub run: RunInfo,
+    pub rows: Vec<DetectionRow>,
+    /// In the order they were written; a day's detection rows follow those
+    /// of the days before it.
+    pub days: Vec<DayStatus>,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader> {
+        let file = File::open(path).map_err(|e| Error::hdf5(path, "cannot open as HDF5", e))?;
+        check_format(path, &file)?;
+        let run = read_run_info(path, &file)?;
+        let templates: Vec<TemplateRow> = h5::read_table(&file, "templates").in_file(path)?;
+        let days: Vec<DayRow> = h5::read_table(&file, "days").in_file(path)?;
+        let problems: Vec<u8> = h5::read_table(&file, "day_problems").in_file(path)?;
+        let days = completed_days(&days, &problems);
+        let mut rows: Vec<DetectionRow> = h5::read_table(&file, "detections").in_file(path)?;
+        let channel_table = file.dataset("detection_channels").in_file(path)?;
+        // Only rows of completed days count (see the module notes).
+        let (n_det, n_ch) =
+            committed_rows(path, &days, rows.len(), channel_table.size(), |i| {
+                Ok(rows[i].clone())
+            })?;
+        rows.truncate(n_det);
+        Ok(Reader {
+            path: path.to_path_buf(),
+            channel_table,
+            n_channel_rows: n_ch,
+            templates: TemplateInfo {
+                ids: templates.iter().map(|t| t.id.to_string()).collect(),
+                origin_offsets: templates.iter().map(|t| t.origin_offset_ns).collect(),
+                channels: templates.iter().map(|t| t.channels.to_string()).collect(),
+            },
+            run,
+            rows,
+            days: without_redone_failures(days),
+        })
+    }
+
+    /// Channel rows `range` (of the committed ones).
+    pub fn channels(&self, range: std::ops::Range<usize>) -> Result<Vec<ChannelRow>> {
+        assert!(range.end <= self.n_channel_rows, "{range:?}");
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.channel_table
+            .read_slice_1d(range)
+            .map(|a| a.to_vec())
+            .in_file(&self.path)
+    }
+
+    /// The channel rows of detection row `i`, as a range for [`channels`].
+    ///
+    /// [`channels`]: Reader::channels
+    pub fn channel_range(&self, i: usize) -> std::ops::Range<usize> {
+        let r = &self.rows[i];
+        let a = r.first_channel_row as usize;
+        a..a + r.n_channel_rows as usize
+    }
+
+    /// Detection rows of each day, in `days` order.
+    pub fn day_rows(&self) -> Vec<std::ops::Range<usize>> {
+        day_rows(&self.days)
+    }
+}
+
+fn day_rows(days: &[DayStatus]) -> Vec<std::ops::Range<usize>> {
+    let mut at = 0;
+    days.iter()
+        .map(|d| {
+            let r = at..at + d.n_detections as usize;
+            at = r.end;
+            r
+        })
+        .collect()
 }
