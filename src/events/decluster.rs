@@ -57,7 +57,7 @@ pub fn decluster(c: &[Candidate], places: &[TemplatePlace], opts: &Decluster) ->
                 .range((t.saturating_sub(trig_us), 0)..=(t.saturating_add(trig_us), usize::MAX))
                 .any(|&(_, j)| match sep {
                     None => true,
-                    Some(s) => geo[c[i].template].km(&geo[c[j].template]) < s,
+                    Some(s) => geo[c[i].template].closer(&geo[c[j].template], s),
                 });
         if !suppressed {
             kept.insert((t, i));
@@ -107,15 +107,32 @@ struct Geo {
     lat: f32,
     lon: f32,
     depth: f32,
+    cos_lat: f64,
 }
 
 impl Geo {
     fn of(p: &TemplatePlace) -> Geo {
+        let lat = p.latitude.to_radians() as f32;
         Geo {
-            lat: p.latitude.to_radians() as f32,
+            lat,
             lon: p.longitude.to_radians() as f32,
             depth: p.depth_km as f32,
+            cos_lat: (lat as f64).cos(),
         }
+    }
+
+    /// Whether `km(o) < sep`. Pairs surely farther apart in depth or
+    /// latitude alone (the central angle is at least |Δlat|) are answered
+    /// without trigonometry; the margin keeps rounding on the safe side.
+    fn closer(&self, o: &Geo, sep: f32) -> bool {
+        let (dd, dlat) = (
+            (self.depth - o.depth).abs(),
+            (self.lat - o.lat).abs() as f64,
+        );
+        if dd >= sep || EARTH_RADIUS_KM * dlat > sep as f64 * 1.001 + 1e-3 {
+            return false;
+        }
+        self.km(o) < sep
     }
 
     /// Haversine surface distance (float32 differences, double
@@ -124,7 +141,7 @@ impl Geo {
         let (dlat, dlon, ddepth) = (self.lat - o.lat, self.lon - o.lon, self.depth - o.depth);
         let s_lat = ((dlat / 2.0) as f64).sin();
         let s_lon = ((dlon / 2.0) as f64).sin();
-        let h = s_lat * s_lat + (self.lat as f64).cos() * (o.lat as f64).cos() * s_lon * s_lon;
+        let h = s_lat * s_lat + self.cos_lat * o.cos_lat * s_lon * s_lon;
         let surface = (EARTH_RADIUS_KM * 2.0 * h.sqrt().asin()) as f32 as f64;
         let dd = ddepth as f64;
         (surface * surface + dd * dd).sqrt() as f32

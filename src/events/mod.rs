@@ -233,6 +233,14 @@ pub fn py_f32(x: f32) -> String {
     python_float(&format!("{x:e}"))
 }
 
+/// The text EQcorrscan writes for a float32 value (`detect_val`,
+/// `threshold`, `cc_max`): `"{0}".format(np.float32(x))`, which NumPy
+/// formats as the Python float of the same value (`1.2161409854888916`,
+/// not `str`'s `1.216141`).
+pub fn eqc_f32(x: f32) -> String {
+    py_f64(x as f64)
+}
+
 /// `repr(x)` of a Python float.
 pub fn py_f64(x: f64) -> String {
     python_float(&format!("{x:e}"))
@@ -288,6 +296,9 @@ mod tests {
         assert_eq!(py_f64(1.5e-7), "1.5e-07");
         assert_eq!(py_f64(123456.5), "123456.5");
         assert_eq!(py_f64(f64::NAN), "nan");
+        assert_eq!(eqc_f32(1.216141), "1.2161409854888916");
+        assert_eq!(eqc_f32(0.75), "0.75");
+        assert_eq!(eqc_f32(1e-5), "9.999999747378752e-06");
     }
 
     #[test]
