@@ -148,7 +148,10 @@ mod tests {
         assert!(matches!(e, Error::Hdf5 { .. }), "{e:?}");
         assert!(e.source().is_some_and(|s| s.is::<hdf5::Error>()));
         let text = e.to_string();
-        assert!(text.contains("templates.h5: cannot open as HDF5: "), "{text}");
+        assert!(
+            text.contains("templates.h5: cannot open as HDF5: "),
+            "{text}"
+        );
 
         let not_mseed = dir.path().join("day.mseed");
         std::fs::write(&not_mseed, vec![b'x'; 4096]).unwrap();

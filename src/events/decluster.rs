@@ -49,21 +49,26 @@ pub fn decluster(c: &[Candidate], places: &[TemplatePlace], opts: &Decluster) ->
     let trig_us = (opts.trig_int * 1e6) as i64;
     let geo: Vec<Geo> = places.iter().map(Geo::of).collect();
     let sep = opts.hypocentral_separation.map(|s| s as f32);
-    let mut kept: BTreeSet<(i64, usize)> = BTreeSet::new();
+    // (time, template, index): the template in the key spares a random
+    // access into `c` for each neighbour looked at.
+    let mut kept: BTreeSet<(i64, usize, usize)> = BTreeSet::new();
     for i in order {
-        let t = times[i];
+        let (t, ti) = (times[i], c[i].template);
         let suppressed = trig_us >= 0
             && kept
-                .range((t.saturating_sub(trig_us), 0)..=(t.saturating_add(trig_us), usize::MAX))
-                .any(|&(_, j)| match sep {
+                .range(
+                    (t.saturating_sub(trig_us), 0, 0)
+                        ..=(t.saturating_add(trig_us), usize::MAX, usize::MAX),
+                )
+                .any(|&(_, tj, _)| match sep {
                     None => true,
-                    Some(s) => geo[c[i].template].closer(&geo[c[j].template], s),
+                    Some(s) => geo[ti].closer(&geo[tj], s),
                 });
         if !suppressed {
-            kept.insert((t, i));
+            kept.insert((t, ti, i));
         }
     }
-    let mut out: Vec<usize> = kept.into_iter().map(|(_, i)| i).collect();
+    let mut out: Vec<usize> = kept.into_iter().map(|(_, _, i)| i).collect();
     out.sort_by_key(|&i| (c[i].time, c[i].template, i));
     out
 }
@@ -87,17 +92,23 @@ fn metric(d: &Candidate, m: Metric) -> f32 {
 }
 
 /// Indices by descending |metric|, ties as [`decluster`] documents.
+/// |metric| is non-negative, so its bits order as the float does (a NaN
+/// above infinity); sorting plain tuples keeps the sort cache-friendly.
 fn ranking(c: &[Candidate], times: &[i64], m: Metric) -> Vec<usize> {
-    let keys: Vec<f32> = c.iter().map(|d| metric(d, m).abs()).collect();
-    let mut order: Vec<usize> = (0..c.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        keys[b]
-            .total_cmp(&keys[a])
-            .then(times[a].cmp(&times[b]))
-            .then(c[a].template.cmp(&c[b].template))
-            .then(a.cmp(&b))
-    });
-    order
+    let mut keys: Vec<(u32, i64, usize, usize)> = c
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            (
+                u32::MAX - metric(d, m).abs().to_bits(),
+                times[i],
+                d.template,
+                i,
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter().map(|k| k.3).collect()
 }
 
 /// A hypocentre as EQcorrscan's `dist_mat_km` holds it: float32 radians
