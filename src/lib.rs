@@ -5,6 +5,7 @@
 //!
 //! 1. [`epoch`], [`error`], [`checksum`], [`h5`], [`problem`]: time,
 //!    errors, hashing, HDF5 helpers, the problems a day can have;
+//!    [`events`]: declustering and the catalogue writers;
 //! 2. [`archive`], [`preprocess`], [`catalog`]: the inputs read and the one
 //!    processing recipe;
 //! 3. [`stretch`], [`shard`], [`synth`]: continuous data loaded onto one
@@ -26,6 +27,9 @@ pub mod checksum;
 pub mod correlate;
 // Detections: thresholds, peaks and declustering.
 pub mod detect;
+// From detections to catalogue events: declustering and the event writers
+// (QuakeML, CSV, EQcorrscan detections, hypoDD dt.cc).
+pub mod events;
 // Time as integer nanoseconds, days and sample grids.
 pub mod epoch;
 // The library's error type.
