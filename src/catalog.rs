@@ -21,6 +21,13 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::P => "P",
+            Phase::S => "S",
+        }
+    }
+
     /// The phase of a phase name by its first letter (`Pg`, `Sn`, `p`);
     /// `None` for other phases, which no template uses.
     pub fn of_name(name: &str) -> Option<Phase> {

@@ -18,7 +18,7 @@ use tmatch::pipeline;
 use tmatch::preprocess::Recipe;
 use tmatch::shard::Shard;
 use tmatch::templates::{self, BuildOptions, Phases, TemplateSet};
-use tmatch::{catalog, epoch, output, synth};
+use tmatch::{catalog, epoch, events, output, synth};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,10 @@ enum Command {
     Merge(MergeArgs),
     /// Write the detections of a detections.h5 file as CSV.
     Export(ExportArgs),
+    /// Make a catalogue from a detections file: decluster across
+    /// templates, pick by cross-correlation, relative magnitudes; write
+    /// QuakeML, CSV, EQcorrscan's detection file or hypoDD dt.cc.
+    Catalog(Box<CatalogArgs>),
     /// Generate a synthetic SDS archive with a catalog: the small sample
     /// set (data-samples/), or with --day a benchmark workload at 100 Hz.
     Synth {
@@ -207,6 +211,67 @@ struct ExportArgs {
     /// Output file (default: standard output).
     #[arg(short, long)]
     output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CatalogArgs {
+    /// detections.h5
+    detections: PathBuf,
+    /// The templates the detections were made with.
+    #[arg(long)]
+    templates: PathBuf,
+    /// Output file; its extension chooses the format (.xml/.qml QuakeML,
+    /// .csv CSV, .cc hypoDD dt.cc, with event.dat beside it) unless
+    /// --format does.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// quakeml, csv, eqcorrscan (EQcorrscan's detection file) or hypodd.
+    #[arg(long)]
+    format: Option<pipeline::Format>,
+    /// Where the picks CSV goes (CSV); default <output stem>_picks.csv.
+    #[arg(long)]
+    picks_csv: Option<PathBuf>,
+    /// Keep only the best detection within this many seconds (inclusive)
+    /// across all templates; none by default.
+    #[arg(long, value_name = "SECONDS")]
+    decluster: Option<f64>,
+    /// What ranks detections in declustering: avg-cor, cor-sum or
+    /// thresh-exc (cc_sum / threshold).
+    #[arg(long, default_value = "avg-cor", requires = "decluster")]
+    decluster_metric: events::Metric,
+    /// Compare detection times (detect) or origin times (origin).
+    #[arg(long, default_value = "detect", requires = "decluster")]
+    decluster_timing: events::Timing,
+    /// Only detections whose templates' hypocentres are closer than this
+    /// (km) suppress each other.
+    #[arg(long, value_name = "KM", requires = "decluster")]
+    hypocentral_separation: Option<f64>,
+    /// Rank by |metric| (as EQcorrscan always does; kept for its users).
+    #[arg(long, requires = "decluster")]
+    absolute_values: bool,
+    /// Detections with fewer channels are left out.
+    #[arg(long, default_value_t = 0)]
+    min_channels: u32,
+    /// Channels whose best CC within the detection's --shift-len reaches
+    /// this give picks (and magnitudes).
+    #[arg(long, default_value_t = 0.4)]
+    min_cc: f32,
+    /// Picks at the lag refined to a fraction of a sample.
+    #[arg(long)]
+    interpolate: bool,
+    /// Channels with a lower SNR (on the detection or the template) give
+    /// no magnitude.
+    #[arg(long, default_value_t = 5.0)]
+    min_snr: f32,
+    /// Fewer channels qualifying give no magnitude.
+    #[arg(long, default_value_t = 2)]
+    mag_min_channels: usize,
+    /// The amplitude compared: std (over the template's window) or peak.
+    #[arg(long, default_value = "std")]
+    amplitude: events::measure::Amplitude,
+    /// Plain amplitude ratios, without the Schaff & Richards correction.
+    #[arg(long)]
+    no_mag_correction: bool,
 }
 
 /// What `tmatch export` writes.
@@ -559,6 +624,53 @@ fn export(a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+fn catalog(a: CatalogArgs) -> Result<()> {
+    let format = match a.format.or_else(|| pipeline::Format::of_path(&a.output)) {
+        Some(f) => f,
+        None => bail!(
+            "{}: cannot tell the format from the extension; give --format",
+            a.output.display()
+        ),
+    };
+    let decluster = a.decluster.map(|trig_int| events::Decluster {
+        trig_int,
+        metric: a.decluster_metric,
+        timing: a.decluster_timing,
+        hypocentral_separation: a.hypocentral_separation,
+        absolute_values: a.absolute_values,
+    });
+    let r = pipeline::catalogue(&pipeline::CatalogueRequest {
+        detections: a.detections,
+        templates: a.templates,
+        output: a.output,
+        format,
+        picks_csv: a.picks_csv,
+        decluster,
+        min_channels: a.min_channels,
+        picks: events::measure::PickOptions {
+            min_cc: a.min_cc,
+            interpolate: a.interpolate,
+        },
+        magnitudes: events::measure::MagnitudeOptions {
+            min_cc: a.min_cc,
+            min_snr: a.min_snr,
+            min_channels: a.mag_min_channels,
+            amplitude: a.amplitude,
+            correct: !a.no_mag_correction,
+        },
+    })?;
+    let files: Vec<String> = r.files.iter().map(|p| p.display().to_string()).collect();
+    eprintln!(
+        "tmatch: {} events from {} detections, {} picks, {} magnitudes; wrote {}",
+        r.events,
+        r.detections,
+        r.picks,
+        r.magnitudes,
+        files.join(", ")
+    );
+    Ok(())
+}
+
 /// The arguments; a `--device` that names no device is refused as one
 /// that is missing is, with exit code 1 rather than clap's 2 for usage.
 fn parse_args() -> Cli {
@@ -586,6 +698,7 @@ fn main() -> ExitCode {
         },
         Command::Merge(a) => merge(a),
         Command::Export(a) => export(a),
+        Command::Catalog(a) => catalog(*a),
         Command::Synth {
             output,
             day,

@@ -80,6 +80,40 @@ fn observation(p: &EventPick, dt: Nanos) -> String {
     format!("{station:<7} {:8.4} {weight:6.4} {phase}", dt as f64 / 1e9)
 }
 
+/// A line of hypoDD's `event.dat` (as `ph2dt` writes it): date
+/// `YYYYMMDD`, time `HHMMSSss` (hundredths of a second), latitude,
+/// longitude, depth (km), magnitude (0.0 when unknown), horizontal and
+/// vertical errors and RMS residual (0.0: not known here), and the id.
+pub fn event_line(
+    id: u64,
+    origin: Nanos,
+    latitude: f64,
+    longitude: f64,
+    depth_km: f64,
+    magnitude: f64,
+) -> String {
+    let t = crate::epoch::format_time(origin.div_euclid(10_000_000) * 10_000_000);
+    // 2012-09-02T03:22:25.530000Z
+    let date: String = t[..10].chars().filter(|c| *c != '-').collect();
+    let time: String = t[11..22]
+        .chars()
+        .filter(|c| *c != ':' && *c != '.')
+        .collect();
+    let time = match time.trim_start_matches('0') {
+        "" => "0",
+        t => t,
+    };
+    let magnitude = if magnitude.is_finite() {
+        magnitude
+    } else {
+        0.0
+    };
+    format!(
+        "{date}  {time:>8}{latitude:10.4}{longitude:11.4}{depth_km:9.3}{magnitude:5.1}{:7.2}{:7.2}{:7.2}{id:11}",
+        0.0, 0.0, 0.0
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +154,21 @@ INWH     -0.2950 0.2625 S\n";
         let mut out = Vec::new();
         let n = write_dt_cc(&mut out, 1, 2, &det, &template[1..2], 0).unwrap();
         assert_eq!((n, out.len()), (0, 0));
+    }
+
+    #[test]
+    fn event_dat_lines_as_ph2dt_writes_them() {
+        let t = crate::epoch::parse_time("2012-09-02T03:22:25.537Z").unwrap();
+        assert_eq!(
+            event_line(7, t, 37.8, 139.992, 7.8, 2.6),
+            "20120902   3222553   37.8000   139.9920    7.800  2.6   0.00   0.00   0.00          7"
+        );
+        let midnight = crate::epoch::parse_time("2012-09-03T00:00:00Z").unwrap();
+        let line = event_line(8, midnight, -1.0, -70.5, 0.0, f64::NAN);
+        assert!(
+            line.starts_with("20120903         0   -1.0000   -70.5000"),
+            "{line}"
+        );
+        assert!(line.contains("  0.0   0.00"), "{line}");
     }
 }

@@ -21,6 +21,7 @@ pub mod csv;
 pub mod decluster;
 pub mod eqcorrscan;
 pub mod hypodd;
+pub mod measure;
 pub mod quakeml;
 
 use crate::epoch::{format_time, Nanos};
@@ -85,6 +86,31 @@ pub enum Timing {
     Origin,
 }
 
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Metric, String> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "avg-cor" => Ok(Metric::AvgCor),
+            "cor-sum" => Ok(Metric::CorSum),
+            "thresh-exc" => Ok(Metric::ThreshExc),
+            _ => Err(format!(
+                "unknown metric '{s}' (avg-cor, cor-sum or thresh-exc)"
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for Timing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Timing, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "detect" => Ok(Timing::Detect),
+            "origin" => Ok(Timing::Origin),
+            _ => Err(format!("unknown timing '{s}' (detect or origin)")),
+        }
+    }
+}
+
 /// Options of [`decluster()`], named after EQcorrscan's `Party.decluster`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decluster {
@@ -115,12 +141,12 @@ pub struct EventPick {
 /// A magnitude relative to the template's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelMag {
-    /// The magnitude: template magnitude + the mean channel Δm.
+    /// The magnitude: template magnitude + the median channel Δm.
     pub value: f64,
     /// Channels that gave a Δm.
     pub n_channels: usize,
-    /// Spread of the channel Δm (the caller says which: MAD or std); written
-    /// as the magnitude's uncertainty.
+    /// Median absolute deviation of the channel Δm; written as the
+    /// magnitude's uncertainty.
     pub spread: f64,
 }
 

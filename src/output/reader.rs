@@ -199,10 +199,9 @@ impl Reader {
         let mut rows: Vec<DetectionRow> = h5::read_table(&file, "detections").in_file(path)?;
         let channel_table = file.dataset("detection_channels").in_file(path)?;
         // Only rows of completed days count (see the module notes).
-        let (n_det, n_ch) =
-            committed_rows(path, &days, rows.len(), channel_table.size(), |i| {
-                Ok(rows[i].clone())
-            })?;
+        let (n_det, n_ch) = committed_rows(path, &days, rows.len(), channel_table.size(), |i| {
+            Ok(rows[i].clone())
+        })?;
         rows.truncate(n_det);
         Ok(Reader {
             path: path.to_path_buf(),

@@ -1,8 +1,10 @@
 //! The day loop: for each requested day, detect and append to the output.
 
+mod catalogue;
 mod day;
 mod setup;
 
+pub use catalogue::{catalogue, CatalogueReport, CatalogueRequest, Format};
 pub use day::{
     detect_day, detect_day_with_stacks, detect_loaded, load_day, DayResult, LoadedDay,
     NormalizedTemplates,

@@ -1,5 +1,6 @@
 //! One integration-test binary; each module covers a stage or the CLI.
 
+mod catalogue;
 mod cli;
 mod cluster;
 mod correlate;
