@@ -661,12 +661,13 @@ fn catalog(a: CatalogArgs) -> Result<()> {
     })?;
     let files: Vec<String> = r.files.iter().map(|p| p.display().to_string()).collect();
     eprintln!(
-        "tmatch: {} events from {} detections, {} picks, {} magnitudes; wrote {}",
+        "tmatch: {} events from {} detections, {} picks, {} magnitudes; wrote {}{}",
         r.events,
         r.detections,
         r.picks,
         r.magnitudes,
-        files.join(", ")
+        files.join(", "),
+        peak_memory().map_or(String::new(), |m| format!("; peak memory {m} MiB"))
     );
     Ok(())
 }

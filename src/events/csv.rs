@@ -74,7 +74,13 @@ impl<W: Write> EventsCsvWriter<W> {
     }
 
     pub fn write(&mut self, e: &CatalogEvent) -> io::Result<()> {
-        write_row(&mut self.w, event_row(e))
+        self.write_rendered(&event_line(e))
+    }
+
+    /// Writes rows rendered by [`event_line`] (events can be rendered in
+    /// parallel and written in order).
+    pub fn write_rendered(&mut self, rows: &str) -> io::Result<()> {
+        self.w.write_all(rows.as_bytes())
     }
 
     /// Flushes and gives the writer back.
@@ -98,18 +104,12 @@ impl<W: Write> PicksCsvWriter<W> {
     }
 
     pub fn write(&mut self, e: &CatalogEvent) -> io::Result<()> {
-        let id = e.id();
-        for p in &e.picks {
-            let row = [
-                id.clone(),
-                p.seed_id.clone(),
-                p.phase.clone(),
-                iso_time(p.time),
-                py_f32(p.cc),
-            ];
-            write_row(&mut self.w, row.into_iter())?;
-        }
-        Ok(())
+        self.write_rendered(&pick_lines(e))
+    }
+
+    /// Writes rows rendered by [`pick_lines`].
+    pub fn write_rendered(&mut self, rows: &str) -> io::Result<()> {
+        self.w.write_all(rows.as_bytes())
     }
 
     /// Flushes and gives the writer back.
@@ -117,6 +117,30 @@ impl<W: Write> PicksCsvWriter<W> {
         self.w.flush()?;
         Ok(self.w)
     }
+}
+
+/// An event's row of the events CSV, with its line break.
+pub fn event_line(e: &CatalogEvent) -> String {
+    let mut out = Vec::new();
+    write_row(&mut out, event_row(e)).expect("writing to memory");
+    String::from_utf8(out).expect("UTF-8 fields")
+}
+
+/// An event's rows of the picks CSV, each with its line break.
+pub fn pick_lines(e: &CatalogEvent) -> String {
+    let id = e.id();
+    let mut out = Vec::new();
+    for p in &e.picks {
+        let row = [
+            id.clone(),
+            p.seed_id.clone(),
+            p.phase.clone(),
+            iso_time(p.time),
+            py_f32(p.cc),
+        ];
+        write_row(&mut out, row.into_iter()).expect("writing to memory");
+    }
+    String::from_utf8(out).expect("UTF-8 fields")
 }
 
 fn event_row(e: &CatalogEvent) -> impl Iterator<Item = String> {

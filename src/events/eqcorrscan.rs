@@ -41,7 +41,12 @@ impl<W: Write> DetectionsWriter<W> {
     }
 
     pub fn write(&mut self, e: &CatalogEvent) -> io::Result<()> {
-        writeln!(self.w, "{}", detection_line(e))
+        self.write_rendered(&detection_line(e))
+    }
+
+    /// Writes a line rendered by [`detection_line`] and its line break.
+    pub fn write_rendered(&mut self, line: &str) -> io::Result<()> {
+        writeln!(self.w, "{line}")
     }
 
     /// Flushes and gives the writer back.

@@ -53,7 +53,13 @@ impl<W: Write> QuakeMlWriter<W> {
     }
 
     pub fn write(&mut self, e: &CatalogEvent) -> io::Result<()> {
-        self.w.write_all(event_xml(e).as_bytes())
+        self.write_rendered(&event_xml(e))
+    }
+
+    /// Writes an event rendered by [`event_xml`] (events can be rendered
+    /// in parallel and written in order).
+    pub fn write_rendered(&mut self, xml: &str) -> io::Result<()> {
+        self.w.write_all(xml.as_bytes())
     }
 
     /// Writes the footer, flushes, and gives the writer back.
@@ -65,7 +71,7 @@ impl<W: Write> QuakeMlWriter<W> {
 }
 
 /// One `<event>` element, indented for its place in the catalogue.
-fn event_xml(e: &CatalogEvent) -> String {
+pub fn event_xml(e: &CatalogEvent) -> String {
     let id = resource_id(&e.id());
     let origin_id = format!("smi:local/EQcorrscan/{}", resource_id(&e.id()));
     let mag_id = format!("smi:local/{id}/magnitude");

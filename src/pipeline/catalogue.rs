@@ -12,6 +12,8 @@ use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::detect::ThresholdType;
 use crate::error::{Error, Result, WithPath};
 use crate::events::measure::{self, ChannelAt, MagnitudeOptions, PickOptions};
@@ -134,16 +136,31 @@ pub fn catalogue(req: &CatalogueRequest) -> Result<CatalogueReport> {
         detections: reader.rows.len(),
         ..Default::default()
     };
+    let amplitudes = TemplateAmplitudes::of(&set);
+    let context = Context {
+        req,
+        reader: &reader,
+        set: &set,
+        params: &params,
+        amplitudes: &amplitudes,
+    };
     for chunk in kept.chunks(CHUNK) {
         let channels = read_channels(&reader, chunk)?;
-        for (&row, rows) in chunk.iter().zip(&channels) {
-            let event = event_of(req, &reader, &set, &params, row, rows);
-            report.events += 1;
-            report.picks += event.picks.len();
-            report.magnitudes += event.magnitude.is_some() as usize;
-            let ti = reader.rows[row].template as usize;
-            sink.write(&event, row, ti, &set.templates[ti])
-                .at(&req.output)?;
+        // Events are made and rendered in parallel, written in order.
+        let rendered: Vec<(Rendered, usize, bool)> = chunk
+            .par_iter()
+            .zip(&channels)
+            .map(|(&row, rows)| {
+                let event = context.event_of(row, rows);
+                let ti = reader.rows[row].template as usize;
+                let r = sink.render(&event, row, ti, &set.templates[ti]);
+                (r, event.picks.len(), event.magnitude.is_some())
+            })
+            .collect();
+        for (r, picks, magnitude) in rendered {
+            (report.events, report.picks) = (report.events + 1, report.picks + picks);
+            report.magnitudes += magnitude as usize;
+            sink.write(&r).at(&req.output)?;
         }
     }
     report.files = sink.finish().at(&req.output)?;
@@ -212,70 +229,91 @@ fn eqcorrscan_threshold_type(t: ThresholdType) -> &'static str {
     }
 }
 
-/// Detection row `row` as an event, with its picks and magnitude.
-fn event_of(
-    req: &CatalogueRequest,
-    reader: &Reader,
-    set: &TemplateSet,
-    params: &RunParams,
-    row: usize,
-    channels: &[ChannelRow],
-) -> CatalogEvent {
-    let d = &reader.rows[row];
-    let t = &set.templates[d.template as usize];
-    let at: Vec<ChannelAt> = channels
-        .iter()
-        .map(|c| channel_at(set, t, d.time_ns, c))
-        .collect();
-    let magnitude = t.event.magnitude;
-    let magnitude = (!magnitude.is_nan()).then_some(magnitude);
-    CatalogEvent {
-        template: t.event.id.clone(),
-        detect_time: d.time_ns,
-        detect_val: d.cc_sum,
-        threshold: d.threshold,
-        threshold_type: eqcorrscan_threshold_type(params.threshold_type).to_string(),
-        threshold_input: params.threshold,
-        n_channels: d.n_channels,
-        channels: channels
-            .iter()
-            .map(|c| station_channel(&t.channels[c.channel as usize].id))
-            .collect(),
-        origin_time: d.time_ns - t.origin_offset(),
-        latitude: t.event.latitude,
-        longitude: t.event.longitude,
-        depth_km: t.event.depth_km,
-        template_magnitude: magnitude,
-        magnitude_type: None,
-        magnitude: measure::relative_magnitude(magnitude, &at, &req.magnitudes),
-        picks: measure::picks(&at, &req.picks),
+/// Each template channel's standard deviation and largest |value|,
+/// which every detection's magnitudes compare with.
+struct TemplateAmplitudes(Vec<Vec<(f32, f32)>>);
+
+impl TemplateAmplitudes {
+    fn of(set: &TemplateSet) -> TemplateAmplitudes {
+        let of = |x: &[f32]| {
+            let n = x.len().max(1) as f64;
+            let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+            let peak = x.iter().fold(0.0f32, |p, v| p.max(v.abs()));
+            (var.sqrt() as f32, peak)
+        };
+        TemplateAmplitudes(
+            set.templates
+                .iter()
+                .map(|t| t.channels.iter().map(|c| of(&c.data)).collect())
+                .collect(),
+        )
     }
 }
 
-fn channel_at<'a>(set: &TemplateSet, t: &'a Template, time: i64, c: &ChannelRow) -> ChannelAt<'a> {
-    let tc = &t.channels[c.channel as usize];
-    let n = tc.data.len().max(1) as f64;
-    let mean = tc.data.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = tc
-        .data
-        .iter()
-        .map(|&v| (v as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    ChannelAt {
-        seed_id: &tc.id,
-        phase: tc.phase.as_str(),
-        at_zero_lag: time + (tc.start - t.start()) + tc.pick_offset,
-        rate: set.rate,
-        best_cc: c.best_cc,
-        best_lag: c.best_lag,
-        lag: c.lag,
-        amplitude: c.amplitude,
-        peak: c.peak,
-        noise_rms: (!c.noise_rms.is_nan()).then_some(c.noise_rms),
-        template_amplitude: var.sqrt() as f32,
-        template_peak: tc.data.iter().fold(0.0f32, |p, v| p.max(v.abs())),
-        template_noise_rms: tc.noise_rms,
+/// What making an event of a detection row needs.
+struct Context<'a> {
+    req: &'a CatalogueRequest,
+    reader: &'a Reader,
+    set: &'a TemplateSet,
+    params: &'a RunParams,
+    amplitudes: &'a TemplateAmplitudes,
+}
+
+impl Context<'_> {
+    /// Detection row `row` as an event, with its picks and magnitude.
+    fn event_of(&self, row: usize, channels: &[ChannelRow]) -> CatalogEvent {
+        let d = &self.reader.rows[row];
+        let ti = d.template as usize;
+        let t = &self.set.templates[ti];
+        let at: Vec<ChannelAt> = channels
+            .iter()
+            .map(|c| self.channel_at(ti, d.time_ns, c))
+            .collect();
+        let magnitude = Some(t.event.magnitude).filter(|m| !m.is_nan());
+        let (req, params) = (self.req, self.params);
+        CatalogEvent {
+            template: t.event.id.clone(),
+            detect_time: d.time_ns,
+            detect_val: d.cc_sum,
+            threshold: d.threshold,
+            threshold_type: eqcorrscan_threshold_type(params.threshold_type).to_string(),
+            threshold_input: params.threshold,
+            n_channels: d.n_channels,
+            channels: channels
+                .iter()
+                .map(|c| station_channel(&t.channels[c.channel as usize].id))
+                .collect(),
+            origin_time: d.time_ns - t.origin_offset(),
+            latitude: t.event.latitude,
+            longitude: t.event.longitude,
+            depth_km: t.event.depth_km,
+            template_magnitude: magnitude,
+            magnitude_type: None,
+            magnitude: measure::relative_magnitude(magnitude, &at, &req.magnitudes),
+            picks: measure::picks(&at, &req.picks),
+        }
+    }
+
+    fn channel_at(&self, template: usize, time: i64, c: &ChannelRow) -> ChannelAt<'_> {
+        let t = &self.set.templates[template];
+        let tc = &t.channels[c.channel as usize];
+        let (template_amplitude, template_peak) = self.amplitudes.0[template][c.channel as usize];
+        ChannelAt {
+            seed_id: &tc.id,
+            phase: tc.phase.as_str(),
+            at_zero_lag: time + (tc.start - t.start()) + tc.pick_offset,
+            rate: self.set.rate,
+            best_cc: c.best_cc,
+            best_lag: c.best_lag,
+            lag: c.lag,
+            amplitude: c.amplitude,
+            peak: c.peak,
+            noise_rms: (!c.noise_rms.is_nan()).then_some(c.noise_rms),
+            template_amplitude,
+            template_peak,
+            template_noise_rms: tc.noise_rms,
+        }
     }
 }
 
@@ -302,6 +340,10 @@ fn template_picks(t: &Template) -> Vec<EventPick> {
 }
 
 type Out = BufWriter<File>;
+
+/// An event's text for the output file and, for CSV and hypoDD, the second
+/// file (picks, `event.dat`).
+type Rendered = [String; 2];
 
 /// The writer of the chosen format.
 enum Sink {
@@ -369,29 +411,16 @@ impl Sink {
         })
     }
 
-    fn write(
-        &mut self,
-        e: &CatalogEvent,
-        row: usize,
-        template: usize,
-        t: &Template,
-    ) -> std::io::Result<()> {
+    /// The text an event adds to the output file(s).
+    fn render(&self, e: &CatalogEvent, row: usize, template: usize, t: &Template) -> Rendered {
         match self {
-            Sink::QuakeMl(w, _) => w.write(e),
-            Sink::Csv { events, picks, .. } => {
-                events.write(e)?;
-                picks.write(e)
-            }
-            Sink::Eqcorrscan(w, _) => w.write(e),
-            Sink::HypoDd {
-                w,
-                events,
-                n_templates,
-                ..
-            } => {
-                let id = *n_templates + 1 + row as u64;
+            Sink::QuakeMl(..) => [quakeml::event_xml(e), String::new()],
+            Sink::Csv { .. } => [csv::event_line(e), csv::pick_lines(e)],
+            Sink::Eqcorrscan(..) => [eqcorrscan::detection_line(e), String::new()],
+            Sink::HypoDd { n_templates, .. } => {
+                let id = n_templates + 1 + row as u64;
                 let magnitude = e.magnitude.as_ref().map_or(f64::NAN, |m| m.value);
-                let line = hypodd::event_line(
+                let event = hypodd::event_line(
                     id,
                     e.origin_time,
                     e.latitude,
@@ -399,9 +428,26 @@ impl Sink {
                     e.depth_km,
                     magnitude,
                 );
-                writeln!(events, "{line}")?;
+                let mut dt = Vec::new();
                 let (tid, origin) = (template as u64 + 1, t.event.origin);
-                hypodd::write_dt_cc(w, id, tid, e, &template_picks(t), origin).map(|_| ())
+                hypodd::write_dt_cc(&mut dt, id, tid, e, &template_picks(t), origin)
+                    .expect("writing to memory");
+                [String::from_utf8(dt).expect("UTF-8"), format!("{event}\n")]
+            }
+        }
+    }
+
+    fn write(&mut self, r: &Rendered) -> std::io::Result<()> {
+        match self {
+            Sink::QuakeMl(w, _) => w.write_rendered(&r[0]),
+            Sink::Csv { events, picks, .. } => {
+                events.write_rendered(&r[0])?;
+                picks.write_rendered(&r[1])
+            }
+            Sink::Eqcorrscan(w, _) => w.write_rendered(&r[0]),
+            Sink::HypoDd { w, events, .. } => {
+                w.write_all(r[0].as_bytes())?;
+                events.write_all(r[1].as_bytes())
             }
         }
     }
