@@ -270,3 +270,45 @@ fn relative_magnitudes_recover_planted_amplitudes() {
     assert!(n >= 4 * without && n >= 30, "{n} with, {without} without");
     assert!(worst < 0.1, "max |error| {worst}");
 }
+
+/// A detections file of format 2 (before the catalogue's measurements) is
+/// refused by name, saying an older tmatch wrote it; templates other than
+/// the detections' are refused too.
+#[test]
+fn older_detections_files_and_other_templates_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = crate::util::build_templates(dir.path(), &[]);
+    let archive = crate::util::samples().join("archive");
+    let d = dir.path().join("d.h5");
+    Detect::new(&t, s(&archive), "2024-02-29..2024-03-01", s(&d)).run_ok();
+    let out = dir.path().join("events.csv");
+    catalog(&t, s(&d), &out, &[]);
+    assert!(csv_rows(&out).len() >= 14);
+
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let t2 = crate::util::build_templates(&other, &["--pre", "0.7"]);
+    let err = crate::util::tmatch_fails(&["catalog", s(&d), "--templates", &t2, "-o", s(&out)]);
+    assert!(
+        err.contains(&t2) && err.contains("not the templates"),
+        "{err}"
+    );
+
+    {
+        let f = hdf5::File::open_rw(&d).unwrap();
+        f.attr("format_version")
+            .unwrap()
+            .write_scalar(&2u32)
+            .unwrap();
+    }
+    for args in [
+        vec!["catalog", s(&d), "--templates", &t, "-o", s(&out)],
+        vec!["export", s(&d)],
+    ] {
+        let err = crate::util::tmatch_fails(&args);
+        assert!(
+            err.contains(s(&d)) && err.contains("version 2") && err.contains("older tmatch"),
+            "{err}"
+        );
+    }
+}
