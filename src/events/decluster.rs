@@ -507,33 +507,4 @@ mod tests {
             );
         }
     }
-
-    /// 10^7 candidates: `cargo test --release --lib events -- --ignored`.
-    #[test]
-    #[ignore]
-    fn ten_million_quickly() {
-        let n = 10_000_000usize;
-        let places: Vec<TemplatePlace> = (0..1000)
-            .map(|k| place(37.0 + k as f64 * 1e-3, 140.0, 8.0))
-            .collect();
-        let c: Vec<Candidate> = (0..n)
-            .map(|i| {
-                let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                cand((h % 1000) as usize, i as f64 * 0.3, (h >> 40) as f32 / 1e6)
-            })
-            .collect();
-        for hyp in [None, Some(0.5)] {
-            let t = std::time::Instant::now();
-            let o = Decluster {
-                hypocentral_separation: hyp,
-                ..opts(6.0, Metric::AvgCor)
-            };
-            let kept = decluster(&c, &places, &o);
-            eprintln!(
-                "10^7 candidates, separation {hyp:?}: kept {} in {:?}",
-                kept.len(),
-                t.elapsed()
-            );
-        }
-    }
 }
