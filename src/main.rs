@@ -20,10 +20,23 @@ use tmatch::shard::Shard;
 use tmatch::templates::{self, BuildOptions, Phases, TemplateSet};
 use tmatch::{catalog, epoch, events, output, synth};
 
+/// `tmatch --version`: the version, the commit it was built from, and
+/// the CUDA kernels in the binary.
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let (isa, target) = correlate::cuda::embedded_kernels();
+    format!(
+        "{} (commit {})\nCUDA kernels embedded: PTX ISA {isa} for {target} and later \
+         (NVIDIA driver r535 or later); GPUs are looked for at run time",
+        env!("CARGO_PKG_VERSION"),
+        env!("TMATCH_COMMIT")
+    )
+});
+
 #[derive(Parser)]
 #[command(
     name = "tmatch",
     version,
+    long_version = LONG_VERSION.as_str(),
     about = "Find earthquakes in continuous seismograms by template matching"
 )]
 struct Cli {

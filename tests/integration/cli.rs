@@ -238,3 +238,26 @@ fn flat_data_is_reported_and_low_snr_channels_are_left_out() {
     );
     assert!(!strict.exists());
 }
+
+/// `--version` names the commit and the embedded kernels; `-V` is short.
+#[test]
+fn version_names_the_commit_and_the_kernels() {
+    let long = crate::util::tmatch(&["--version"]);
+    let text = String::from_utf8_lossy(&long.stdout);
+    assert!(long.status.success(), "{text}");
+    assert!(
+        text.starts_with(&format!("tmatch {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let ptx = include_str!("../../kernels/ptx/stack.ptx");
+    let isa = ptx
+        .lines()
+        .find_map(|l| l.strip_prefix(".version "))
+        .unwrap();
+    assert!(text.contains(&format!("PTX ISA {isa} for sm_")), "{text}");
+    let short = crate::util::tmatch(&["-V"]);
+    assert_eq!(
+        String::from_utf8_lossy(&short.stdout).trim(),
+        format!("tmatch {}", env!("CARGO_PKG_VERSION"))
+    );
+}

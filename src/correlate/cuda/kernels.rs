@@ -102,6 +102,18 @@ fn scan_blocks(n: usize) -> usize {
     n.div_ceil(THREADS as usize * SCAN_PER_THREAD)
 }
 
+/// What the embedded kernels are: the PTX ISA version and the oldest GPU
+/// architecture they target, as their PTX says (`8.2`, `sm_70`).
+pub fn embedded() -> (String, String) {
+    let directive = |name: &str| {
+        STACK_PTX
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map_or_else(|| "?".into(), |v| v.trim().to_string())
+    };
+    (directive(".version"), directive(".target"))
+}
+
 impl Kernels {
     /// Load the embedded PTX; an error says which step failed.
     pub fn load(ctx: &Arc<CudaContext>) -> Result<Kernels, (String, DriverError)> {

@@ -35,6 +35,8 @@ use crate::error::{Error, Result};
 use day::{Days, DeviceDay};
 use kernels::{BatchArgs, Kernels, ScanArgs, Selection, RADIX_BINS};
 
+pub use kernels::embedded as embedded_kernels;
+
 /// Templates of one launch: they are the grid's y dimension.
 const MAX_BATCH: usize = 65535;
 /// Room for each template's candidates in the first scan; a template with
