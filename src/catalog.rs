@@ -272,16 +272,15 @@ fn value(n: Option<Node>, name: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// An event's id: the last part of its resource id.
+pub fn event_id(public_id: &str) -> String {
+    public_id.rsplit('/').next().unwrap_or("").to_string()
+}
+
 /// An event's id (the last part of its resource id), preferred origin and
 /// magnitude (else the first).
 fn event_of(path: &Path, ev: Node) -> Result<Event> {
-    let id = ev
-        .attribute("publicID")
-        .unwrap_or("")
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let id = event_id(ev.attribute("publicID").unwrap_or(""));
     let preferred = |kind: &str| {
         let preferred = child(ev, &format!("preferred{kind}ID")).and_then(|n| n.text());
         let all: Vec<_> = ev

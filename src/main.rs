@@ -87,6 +87,17 @@ enum Command {
 enum TemplatesCommand {
     /// Cut templates around catalogue picks from the archive.
     Build(Box<BuildArgs>),
+    /// Read a template set written by EQcorrscan's Tribe.write (.tgz).
+    Import {
+        /// The Tribe.write archive.
+        tribe: PathBuf,
+        /// Output template file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace an existing output file.
+        #[arg(long)]
+        overwrite: bool,
+    },
     /// Print what a template file holds.
     Info {
         /// templates.h5
@@ -339,6 +350,25 @@ fn build(a: BuildArgs) -> Result<()> {
         set.templates.len(),
         set.len,
         set.rate
+    );
+    Ok(())
+}
+
+fn import(tribe: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    output::remove_existing(output, overwrite)?;
+    let set = templates::import_tribe(tribe)?;
+    templates::write(&set, output)?;
+    eprintln!(
+        "{}: {} templates, {} channels, {} samples at {} Hz (from {})",
+        output.display(),
+        set.templates.len(),
+        set.templates
+            .iter()
+            .map(|t| t.channels.len())
+            .sum::<usize>(),
+        set.len,
+        set.rate,
+        tribe.display()
     );
     Ok(())
 }
@@ -706,6 +736,11 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Templates(TemplatesCommand::Build(a)) => build(*a),
         Command::Templates(TemplatesCommand::Info { file }) => info(&file),
+        Command::Templates(TemplatesCommand::Import {
+            tribe,
+            output,
+            overwrite,
+        }) => import(&tribe, &output, overwrite),
         Command::Detect(a) => match detect(a) {
             Ok(code) => return code,
             Err(e) => Err(e),

@@ -3,9 +3,11 @@
 
 pub mod build;
 mod file;
+mod import;
 
 pub use build::{build, BuildOptions, Phases};
 pub use file::{read, write, FORMAT_VERSION};
+pub use import::import_tribe;
 
 use crate::catalog::{Event, Phase};
 use crate::epoch::Nanos;

@@ -11,4 +11,5 @@ mod hinet;
 mod hostile;
 mod month;
 mod roundtrip;
+mod tribe;
 mod util;
