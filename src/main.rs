@@ -149,6 +149,11 @@ struct BuildArgs {
     /// Leave out channels whose max |signal| / RMS of the noise before the window is lower.
     #[arg(long)]
     min_snr: Option<f64>,
+    /// Where a window starts when pick − pre falls between two samples:
+    /// at-or-after (the first sample at or after it, as EQcorrscan's
+    /// Tribe.construct cuts) or nearest (half to even).
+    #[arg(long, default_value = "at-or-after")]
+    window_start: templates::build::WindowStart,
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
@@ -337,6 +342,7 @@ fn build(a: BuildArgs) -> Result<()> {
         },
         channels,
         min_snr: a.min_snr,
+        window_start: a.window_start,
     };
     let (set, warnings) = templates::build(&cat, &archive, &opts)?;
     for w in &warnings {

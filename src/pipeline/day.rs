@@ -546,6 +546,7 @@ mod tests {
             recipe: Default::default(),
             channels: Vec::new(),
             min_snr: None,
+            window_start: Default::default(),
         };
         let (set, _) = crate::templates::build(&cat, &archive, &opts).unwrap();
         let normalized = NormalizedTemplates::new(&set, None);

@@ -59,10 +59,36 @@ pub struct BuildOptions {
     /// Channels whose max |signal| / RMS(noise before the window) is lower
     /// are left out.
     pub min_snr: Option<f64>,
+    /// Which sample a window starts at when pick − pre falls between two.
+    pub window_start: WindowStart,
 }
 
-/// Round half to even, as Python's `round` (used to cut EQcorrscan
-/// references), so windows between two samples fall the same way.
+/// The sample a window starts at when pick − pre falls between two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WindowStart {
+    /// The first sample at or after it, as EQcorrscan's `Tribe.construct`
+    /// cuts (ObsPy's `slice(..., nearest_sample=False)`, the position
+    /// rounded to 7 decimals first).
+    #[default]
+    AtOrAfter,
+    /// The nearest sample, half to even (Python's `round`).
+    Nearest,
+}
+
+impl std::str::FromStr for WindowStart {
+    type Err = String;
+    fn from_str(s: &str) -> Result<WindowStart, String> {
+        match s {
+            "at-or-after" => Ok(WindowStart::AtOrAfter),
+            "nearest" => Ok(WindowStart::Nearest),
+            _ => Err(format!(
+                "unknown window start '{s}' (at-or-after or nearest)"
+            )),
+        }
+    }
+}
+
+/// Round half to even, as Python's `round`.
 fn round_half_even(x: f64) -> i64 {
     let r = x.round();
     if (x - x.trunc()).abs() == 0.5 && (r as i64) % 2 != 0 {
@@ -74,13 +100,18 @@ fn round_half_even(x: f64) -> i64 {
 
 /// Index of the first sample of a window starting at `start`, on a channel
 /// whose samples are `grid + i / rate`. Counted from the channel's first
-/// sample with data, as `round((start − first) · rate)` with the time
-/// difference in seconds as a double: a window that falls exactly between
-/// two samples then goes the way EQcorrscan's references are cut.
-fn window_index(grid: Nanos, mask: &[bool], start: Nanos, rate: f64) -> i64 {
+/// sample with data, from `(start − first) · rate` with the time
+/// difference in seconds as a double, as ObsPy computes it: a window
+/// between two samples then starts where EQcorrscan's would.
+fn window_index(grid: Nanos, mask: &[bool], start: Nanos, rate: f64, rule: WindowStart) -> i64 {
     let first = mask.iter().position(|&m| m).unwrap_or(0) as i64;
     let t_first = sample_time(grid, first, rate);
-    first + round_half_even((start - t_first) as f64 / 1e9 * rate)
+    let x = (start - t_first) as f64 / 1e9 * rate;
+    first
+        + match rule {
+            WindowStart::AtOrAfter => ((x * 1e7).round() / 1e7).ceil() as i64,
+            WindowStart::Nearest => round_half_even(x),
+        }
 }
 
 /// Channel ids a pick applies to: its own, or every archive channel its
@@ -311,7 +342,7 @@ impl Cutting<'_> {
     /// `grid + i / rate`, or why it is left out.
     fn window(&self, ch: &Channel, grid: Nanos, start: Nanos) -> Result<Cut, String> {
         let (rate, m) = (self.rate, self.m);
-        let i0 = window_index(grid, &ch.mask, start, rate);
+        let i0 = window_index(grid, &ch.mask, start, rate, self.opts.window_start);
         if i0 < 0 || i0 as usize + m > ch.data.len() {
             return Err("window outside the data read".into());
         }

@@ -32,6 +32,7 @@ pub fn setup() -> (TemplateSet, Archive) {
         },
         channels: Vec::new(),
         min_snr: None,
+        window_start: Default::default(),
     };
     let (set, warnings) = build(&cat, &archive, &opts).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");

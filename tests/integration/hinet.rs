@@ -56,6 +56,7 @@ pub fn setup(shared: &Path) -> (TemplateSet, Archive, DetectParams) {
         recipe: Recipe::default(),
         channels: Vec::new(),
         min_snr: None,
+        window_start: Default::default(),
     };
     let (set, warnings) = build(&cat, &archive, &opts).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");

@@ -118,3 +118,79 @@ fn tribes_of_mixed_processing_are_refused() {
     ]);
     assert!(err.contains("not.tgz"), "{err}");
 }
+
+/// `templates build` cuts where EQcorrscan's `Tribe.construct` does: at
+/// 40 Hz, picks to 0.01 s less 0.5 s fall between samples, and each window
+/// starts at the first sample at or after that time (setting A: 3–12 Hz,
+/// S windows); `--window-start nearest` moves many of them a sample
+/// earlier.
+#[test]
+fn built_windows_start_where_eqcorrscan_cuts() {
+    let test = "built_windows_start_where_eqcorrscan_cuts";
+    let Some(shared) = shared() else {
+        return skip(test, "../shared is not there");
+    };
+    let data = shared.join("data/hinet-2012-09-02");
+    let p = |n: &str| data.join(n).to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let refs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/hinet-tribe");
+    let text = std::fs::read_to_string(refs.join("A_templates.csv")).unwrap();
+    // (catalogue event id, SEED id) → EQcorrscan's window start.
+    let want: std::collections::BTreeMap<(String, String), i64> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let start = epoch::parse_time(f[4]).unwrap();
+            ((f[1].to_string(), f[2].to_string()), start)
+        })
+        .collect();
+    let starts = |rule: &str| {
+        let out = dir.path().join(format!("{rule}.h5"));
+        tmatch_ok(&[
+            "templates",
+            "build",
+            "--picks",
+            &p("catalog/picks.csv"),
+            "--events",
+            &p("catalog/events.csv"),
+            "--archive",
+            &p("continuous"),
+            "--phase",
+            "S",
+            "--pre",
+            "0.5",
+            "--length",
+            "4",
+            "--lowcut",
+            "3",
+            "--highcut",
+            "12",
+            "--sampling-rate",
+            "40",
+            "--window-start",
+            rule,
+            "-o",
+            s(&out),
+        ]);
+        let set = templates::read(&out).unwrap();
+        let mut same = 0;
+        let mut compared = 0;
+        for t in &set.templates {
+            for c in &t.channels {
+                if let Some(&w) = want.get(&(t.event.id.clone(), c.id.clone())) {
+                    compared += 1;
+                    same += ((c.start - w).abs() < 1000) as usize;
+                }
+            }
+        }
+        (same, compared)
+    };
+    let (same, compared) = starts("at-or-after");
+    eprintln!("window starts: {same} of {compared} EQcorrscan-cut channels at the same sample");
+    assert_eq!(compared, want.len());
+    assert_eq!(same, compared);
+    let (nearest, _) = starts("nearest");
+    eprintln!("with --window-start nearest: {nearest} of {compared}");
+    assert!(nearest < compared);
+}
