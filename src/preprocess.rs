@@ -251,6 +251,20 @@ pub fn process(raw: &RawTrace, recipe: &Recipe, start: Nanos, len: usize) -> Pro
     }
 }
 
+/// Root mean square of processed samples (the noise measure of relative
+/// magnitudes), in f64.
+pub fn rms(x: &[f32]) -> f64 {
+    (x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt()
+}
+
+/// Standard deviation of processed samples (the amplitude measure of
+/// relative magnitudes), in f64.
+pub fn std_dev(x: &[f32]) -> f64 {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    (x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use crate::events::{
     TemplatePlace,
 };
 use crate::output::{ChannelRow, Reader, RunParams};
+use crate::preprocess::std_dev;
 use crate::templates::{Template, TemplateSet};
 
 /// The formats of a catalogue.
@@ -236,11 +237,8 @@ struct TemplateAmplitudes(Vec<Vec<(f32, f32)>>);
 impl TemplateAmplitudes {
     fn of(set: &TemplateSet) -> TemplateAmplitudes {
         let of = |x: &[f32]| {
-            let n = x.len().max(1) as f64;
-            let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-            let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
             let peak = x.iter().fold(0.0f32, |p, v| p.max(v.abs()));
-            (var.sqrt() as f32, peak)
+            (std_dev(x) as f32, peak)
         };
         TemplateAmplitudes(
             set.templates

@@ -17,6 +17,7 @@ use crate::correlate::{
 use crate::detect::{self, ChannelPick, DetectParams, Detection};
 use crate::epoch::{self, sample_time, Day, Nanos};
 use crate::error::Result;
+use crate::preprocess::{rms, std_dev};
 use crate::problem::Problem;
 use crate::shard::Shard;
 use crate::stretch::{self, Stretch};
@@ -448,16 +449,6 @@ fn vertex(cc: impl Fn(usize) -> f64, j: usize, last: usize) -> f64 {
         return 0.0;
     }
     (0.5 * (a - c) / curvature).clamp(-0.5, 0.5)
-}
-
-fn rms(x: &[f32]) -> f64 {
-    (x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt()
-}
-
-fn std_dev(x: &[f32]) -> f64 {
-    let n = x.len().max(1) as f64;
-    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-    (x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
 }
 
 #[cfg(test)]

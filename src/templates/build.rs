@@ -355,14 +355,8 @@ impl Cutting<'_> {
             return Err("flat waveform; channel left out".into());
         }
         let a = i0.saturating_sub(m);
-        let noise_rms = (a + m == i0 && ch.mask[a..i0].iter().all(|&p| p)).then(|| {
-            (ch.data[a..i0]
-                .iter()
-                .map(|&v| (v as f64).powi(2))
-                .sum::<f64>()
-                / m as f64)
-                .sqrt()
-        });
+        let noise_rms = (a + m == i0 && ch.mask[a..i0].iter().all(|&p| p))
+            .then(|| crate::preprocess::rms(&ch.data[a..i0]));
         // Without a whole noise window the SNR is not known: the channel
         // is kept.
         if let (Some(min), Some(noise_rms)) = (self.opts.min_snr, noise_rms) {
