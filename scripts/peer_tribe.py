@@ -27,7 +27,8 @@ How to run (EQcorrscan venv, see ../shared/peers/README.md):
 OUT_DIR defaults to tests/reference/hinet-tribe; SEIS_DATA overrides the
 data folder (default ../shared/data/hinet-2012-09-02 beside the repo) and
 TRIBE_DIR the folder for the tribe files (default
-../shared/reference/hinet-tribe). tests/reference/hinet-tribe/README.md
+../shared/reference/hinet-tribe); TRIBES_ONLY=1 only makes the tribes (the
+tests call it so, into target/peer-tribes, when they are missing). tests/reference/hinet-tribe/README.md
 describes the files and what EQcorrscan does.
 """
 import csv
@@ -56,8 +57,14 @@ TRIBES = os.path.abspath(os.environ.get("TRIBE_DIR", os.path.join(
     os.path.dirname(DATA), "..", "reference", "hinet-tribe")))
 OUT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     REPO, "tests", "reference", "hinet-tribe"))
-assert not TRIBES.startswith(os.path.abspath(REPO) + os.sep), \
+# The tribe files hold waveforms: never in the repository's tracked files
+# (target/, which git ignores, is where the tests keep them).
+assert not TRIBES.startswith(os.path.abspath(REPO) + os.sep) or \
+    TRIBES.startswith(os.path.join(os.path.abspath(REPO), "target") + os.sep), \
     "tribe files hold waveforms: keep them out of the repository"
+# TRIBES_ONLY=1: construct and write the tribes only (what the tests need
+# when the tribe files are missing: seconds instead of a minute).
+TRIBES_ONLY = os.environ.get("TRIBES_ONLY") == "1"
 MAD, TRIG_INT = 8.0, 6.0
 
 COMMON = dict(filt_order=4, length=4.0, prepick=0.5)
@@ -228,6 +235,9 @@ for name, kw in SETTINGS.items():
                    "templates": rec["traces_per_template"],
                    "template_event": rec["template_event"]}, f, indent=1)
 
+    if TRIBES_ONLY:
+        continue
+
     # -- detect with the constructed tribe
     tic = time.perf_counter()
     with warnings.catch_warnings():
@@ -275,6 +285,8 @@ for name, kw in SETTINGS.items():
     print(json.dumps({k: v for k, v in rec.items()
                       if k not in ("traces_per_template", "template_event")}))
 
+if TRIBES_ONLY:
+    sys.exit(0)
 info["total_s"] = round(time.perf_counter() - T0, 3)
 with open(os.path.join(OUT, "run_info.json"), "w") as f:
     json.dump(info, f, indent=1)

@@ -186,6 +186,40 @@ fn resample(x: &[f64], rate_in: f64, rate_out: f64) -> Vec<f64> {
     out.iter().map(|v| v * scale).collect()
 }
 
+/// The part of the run `[a, b)` of `raw` that is resampled to `rate`: it
+/// starts on an input sample that falls on the output grid `start + i /
+/// rate`, and holds a whole number of output samples. Fourier resampling
+/// of n samples gives `int(n × rate / raw.rate)` samples spread over the n
+/// input samples' span, so a run whose length is not a multiple of the rate
+/// ratio's denominator comes out stretched in time (by up to an output
+/// sample over the run), and one starting between grid points would be
+/// rounded onto the grid. Dropping at most a ratio's worth of input samples
+/// at each end (< 0.1 s at the usual rates) keeps every output sample at
+/// its true time; EQcorrscan likewise cuts its chunks to
+/// `int(process_length × rate)` samples from a start on its grid. Rates
+/// that are not whole numbers of hertz keep the run as it is.
+fn on_output_grid(raw: &RawTrace, a: usize, b: usize, rate: f64, start: Nanos) -> (usize, usize) {
+    let (r_in, r_out) = (raw.rate, rate);
+    if r_in.fract() != 0.0 || r_out.fract() != 0.0 || r_in < 1.0 || r_out < 1.0 {
+        return (a, b);
+    }
+    let (mut x, mut y) = (r_in as u64, r_out as u64);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    // q input samples make p output samples exactly.
+    let q = (r_in as u64 / x) as usize;
+    let t0 = raw.start as f64 + a as f64 * 1e9 / r_in - start as f64;
+    let skip = (0..q)
+        .find(|k| {
+            let pos = (t0 + *k as f64 * 1e9 / r_in) * r_out / 1e9;
+            (pos - pos.round()).abs() < 1e-6
+        })
+        .unwrap_or(0);
+    let a = (a + skip).min(b);
+    (a, b - (b - a) % q)
+}
+
 /// Runs of `true` in a mask, as `(start, end)` half-open ranges.
 fn runs(mask: &[bool]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
@@ -218,6 +252,14 @@ pub fn process(raw: &RawTrace, recipe: &Recipe, start: Nanos, len: usize) -> Pro
     let mut out_mask = vec![false; len];
     let ratio = rate / raw.rate;
     for (a, b) in runs(&mask) {
+        let (a, b) = if (ratio - 1.0).abs() > 1e-9 {
+            on_output_grid(raw, a, b, rate, start)
+        } else {
+            (a, b)
+        };
+        if a >= b {
+            continue;
+        }
         let mut seg = raw.data[a..b].to_vec();
         if recipe.filters() || recipe.resample.is_some() {
             detrend(&mut seg);
@@ -302,6 +344,53 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn raw(start: Nanos, data: Vec<f64>) -> RawTrace {
+        RawTrace {
+            id: "N.STA..HHZ".into(),
+            start,
+            rate: 100.0,
+            mask: vec![true; data.len()],
+            data,
+            problems: Vec::new(),
+        }
+    }
+
+    /// 100 Hz to 40 Hz: 5 input samples make 2 output samples, and input
+    /// samples 0.01 s after a 40 Hz grid point reach the grid after 4.
+    #[test]
+    fn resampled_runs_start_on_the_grid_with_whole_output_samples() {
+        let r = raw(10_000_000, vec![0.0; 1003]);
+        assert_eq!(on_output_grid(&r, 0, 1003, 40.0, 0), (4, 999));
+        assert_eq!(on_output_grid(&r, 1, 1003, 40.0, 0), (4, 999));
+        assert_eq!(on_output_grid(&r, 0, 1003, 50.0, 0), (1, 1003));
+        // Not on any grid point (a quarter-sample offset): kept as it is
+        // at the start, still whole output samples.
+        let r = raw(2_500_000, vec![0.0; 1003]);
+        assert_eq!(on_output_grid(&r, 0, 1003, 40.0, 0), (0, 1000));
+    }
+
+    /// A run one sample longer than whole output samples is resampled
+    /// without its last sample (so not stretched), and one starting between
+    /// grid points from its first sample on the grid.
+    #[test]
+    fn resampling_drops_the_samples_that_would_stretch_time() {
+        let x = test_signal(2003, [0.05, 0.4, 0.013, 0.001]);
+        let recipe = Recipe {
+            resample: Some(40.0),
+            ..Recipe::default()
+        };
+        let whole = process(&raw(0, x[..2000].to_vec()), &recipe, 0, 802);
+        let longer = process(&raw(0, x[..2001].to_vec()), &recipe, 0, 802);
+        assert_eq!(whole.data, longer.data);
+        assert_eq!(whole.mask.iter().filter(|&&m| m).count(), 800);
+        // Starting 0.02 s after the grid: samples 0..3 are dropped.
+        let late = process(&raw(20_000_000, x[..2003].to_vec()), &recipe, 0, 802);
+        let on_grid = process(&raw(50_000_000, x[3..2003].to_vec()), &recipe, 0, 802);
+        assert_eq!(late.data, on_grid.data);
+        assert_eq!(late.mask, on_grid.mask);
+        assert!(!late.mask[1] && late.mask[2]);
     }
 
     /// Zero-phase Butterworth output against scipy 1.x: `iirfilter(...,

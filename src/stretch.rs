@@ -70,27 +70,6 @@ impl Stretch {
     }
 }
 
-/// Drop the last few samples of a trace read at an integer rate, when it is
-/// to be resampled to another integer rate, so that its length gives a
-/// whole number of output samples: a stretch whose length is not such a
-/// multiple is resampled onto slightly shifted frequencies (ObsPy's method),
-/// which stretches time by up to a sample over the stretch. Used where the
-/// data run past the margin read after the window, so only samples there
-/// are dropped.
-fn whole_output_samples(raw: &mut RawTrace, target: f64) {
-    let (a, b) = (raw.rate, target);
-    if a.fract() != 0.0 || b.fract() != 0.0 || a <= 0.0 || b <= 0.0 {
-        return;
-    }
-    let (mut x, mut y) = (a as u64, b as u64);
-    while y != 0 {
-        (x, y) = (y, x % y);
-    }
-    let q = (a as u64 / x) as usize;
-    let n = raw.mask.len();
-    raw.mask[n - n % q..].fill(false);
-}
-
 /// Seconds of data in runs of identical samples at least ten seconds long
 /// (a dead or clipped sensor, or a digitizer filling with a constant).
 fn flat_seconds(raw: &RawTrace) -> f64 {
@@ -166,17 +145,11 @@ fn load_channel(
         part: None,
         problems,
     };
-    let mut raw = match archive.read(id, start - margin, end + margin) {
+    let raw = match archive.read(id, start - margin, end + margin) {
         Ok(Some(raw)) => raw,
         Ok(None) => return unused(vec![Problem::no_data(id)]),
         Err(e) => return unused(vec![Problem::Archive(e.to_string())]),
     };
-    // Only data running on past the window are cut to whole output
-    // samples; a recording that ends inside keeps its length.
-    let raw_end = sample_time(raw.start, raw.data.len() as i64, raw.rate);
-    if let (Some(target), true) = (recipe.resample, raw_end >= end + margin) {
-        whole_output_samples(&mut raw, target);
-    }
     let mut problems: Vec<Problem> = raw.problems.iter().cloned().map(Problem::Archive).collect();
     if recipe.resample.is_none() && ((raw.rate - rate) / rate).abs() > 1e-4 {
         problems.push(Problem::OtherRate {

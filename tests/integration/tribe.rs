@@ -1,15 +1,87 @@
-//! EQcorrscan template sets imported as they are: the tribes that
-//! `scripts/peer_tribe.py` wrote with EQcorrscan 0.5.2 (outside the
-//! repository, in ../shared/reference/hinet-tribe: they hold waveform cuts
-//! of the shared data) against the cuts it listed
-//! (tests/reference/hinet-tribe/<setting>_templates.csv).
+//! EQcorrscan template sets, imported as they are and built the way
+//! `Tribe.construct` builds them, against EQcorrscan 0.5.2's own results on
+//! the real Hi-net day (tests/reference/hinet-tribe: the cut of every
+//! trace and `Tribe.detect`'s detections, from `scripts/peer_tribe.py`).
+//!
+//! The tribe files themselves hold waveform cuts of the shared data, so
+//! they are never in the repository: they are taken from `TMATCH_TRIBES`
+//! or `../shared/reference/hinet-tribe` where present, else made once into
+//! `target/peer-tribes` by `scripts/peer_tribe.py` with EQcorrscan's
+//! Python (`TMATCH_EQCORRSCAN_PYTHON`, or the venv `~/.venvs/eqc` that
+//! ../shared/peers describes). Without ../shared or EQcorrscan the tests
+//! skip, saying so.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 use tmatch::epoch;
 use tmatch::templates;
 
 use crate::util::{s, shared, skip, tmatch_ok};
+
+/// The folder holding `<setting>/tribe.tgz` for settings A–D, or why
+/// there is none.
+fn tribes(shared: &Path) -> Result<PathBuf, String> {
+    static MADE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    MADE.get_or_init(|| {
+        let have = |d: &Path| {
+            ["A", "B", "C"]
+                .iter()
+                .all(|s| d.join(s).join("tribe.tgz").exists())
+        };
+        let given = std::env::var_os("TMATCH_TRIBES").map(PathBuf::from);
+        for d in given
+            .iter()
+            .cloned()
+            .chain([shared.join("reference/hinet-tribe")])
+        {
+            if have(&d) {
+                return Ok(d);
+            }
+        }
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cache = repo.join("target/peer-tribes");
+        if have(&cache) {
+            return Ok(cache);
+        }
+        let python = std::env::var_os("TMATCH_EQCORRSCAN_PYTHON")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| Path::new(&h).join(".venvs/eqc/bin/python"))
+            })
+            .filter(|p| p.exists())
+            .ok_or(
+                "the tribe files are missing and no EQcorrscan Python to make them \
+                    (TMATCH_EQCORRSCAN_PYTHON or ~/.venvs/eqc, see ../shared/peers)",
+            )?;
+        let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new(&python)
+            .arg(repo.join("scripts/peer_tribe.py"))
+            .arg(scratch.path())
+            .env("TRIBES_ONLY", "1")
+            .env("TRIBE_DIR", &cache)
+            .env("SEIS_DATA", shared.join("data/hinet-2012-09-02"))
+            .output()
+            .map_err(|e| format!("{}: {e}", python.display()))?;
+        if !out.status.success() || !have(&cache) {
+            // A Python that is there but cannot make them is a failure, not a skip.
+            panic!(
+                "scripts/peer_tribe.py with {} failed:\n{}",
+                python.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        eprintln!("made the EQcorrscan tribes in {}", cache.display());
+        Ok(cache)
+    })
+    .clone()
+}
+
+fn references() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/hinet-tribe")
+}
 
 #[test]
 fn imported_tribes_keep_eqcorrscan_names_cuts_and_phases() {
@@ -17,18 +89,14 @@ fn imported_tribes_keep_eqcorrscan_names_cuts_and_phases() {
     let Some(shared) = shared() else {
         return skip(test, "../shared is not there");
     };
+    let tribes = match tribes(&shared) {
+        Ok(t) => t,
+        Err(why) => return skip(test, &why),
+    };
     let dir = tempfile::tempdir().unwrap();
-    let refs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/hinet-tribe");
+    let refs = references();
     for (setting, rate, len) in [("A", 40.0, 160), ("B", 50.0, 200), ("C", 25.0, 100)] {
-        let tgz = shared.join(format!("reference/hinet-tribe/{setting}/tribe.tgz"));
-        if !tgz.exists() {
-            // The tribes are made by scripts/peer_tribe.py next to the data.
-            let why = format!(
-                "{} is missing (scripts/peer_tribe.py makes it)",
-                tgz.display()
-            );
-            return skip(test, &why);
-        }
+        let tgz = tribes.join(setting).join("tribe.tgz");
         let out = dir.path().join(format!("{setting}.h5"));
         tmatch_ok(&["templates", "import", s(&tgz), "-o", s(&out)]);
         let set = templates::read(&out).unwrap();
@@ -133,10 +201,9 @@ fn built_windows_start_where_eqcorrscan_cuts() {
     let data = shared.join("data/hinet-2012-09-02");
     let p = |n: &str| data.join(n).to_str().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let refs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/hinet-tribe");
-    let text = std::fs::read_to_string(refs.join("A_templates.csv")).unwrap();
+    let text = std::fs::read_to_string(references().join("A_templates.csv")).unwrap();
     // (catalogue event id, SEED id) → EQcorrscan's window start.
-    let want: std::collections::BTreeMap<(String, String), i64> = text
+    let want: BTreeMap<(String, String), i64> = text
         .lines()
         .skip(1)
         .map(|l| {
@@ -193,4 +260,228 @@ fn built_windows_start_where_eqcorrscan_cuts() {
     let (nearest, _) = starts("nearest");
     eprintln!("with --window-start nearest: {nearest} of {compared}");
     assert!(nearest < compared);
+}
+
+/// EQcorrscan's settings A–C (tests/reference/hinet-tribe/README.md): band,
+/// rate and the `templates build` options that cut its `swin` windows
+/// (`S` takes horizontals only, as EQcorrscan's S windows do).
+const SETTINGS: [(&str, &[&str]); 3] = [
+    (
+        "A",
+        &[
+            "--phase",
+            "S",
+            "--channels",
+            "*[!Z]",
+            "--lowcut",
+            "3",
+            "--highcut",
+            "12",
+            "--sampling-rate",
+            "40",
+        ],
+    ),
+    (
+        "B",
+        &[
+            "--phase",
+            "P",
+            "--lowcut",
+            "3",
+            "--highcut",
+            "12",
+            "--sampling-rate",
+            "50",
+        ],
+    ),
+    (
+        "C",
+        &[
+            "--phase",
+            "all",
+            "--lowcut",
+            "2",
+            "--highcut",
+            "8",
+            "--sampling-rate",
+            "25",
+        ],
+    ),
+];
+
+/// One detection: (template, detect time) → (cc_sum, threshold).
+type Detections = BTreeMap<(String, String), (f64, f64)>;
+
+/// `Tribe.detect`'s detections of a setting.
+fn eqcorrscan_detections(setting: &str) -> Detections {
+    let text =
+        std::fs::read_to_string(references().join(format!("{setting}_detections.csv"))).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                (f[0].into(), f[1].into()),
+                (f[2].parse().unwrap(), f[4].parse().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// `tmatch detect` (MAD 8, trig_int 6, as `Tribe.detect` ran) with
+/// `templates` on the Hi-net day, exported; templates renamed by `names`.
+fn tmatch_detections(
+    data: &Path,
+    templates: &Path,
+    names: &BTreeMap<String, String>,
+) -> Detections {
+    let dir = templates.parent().unwrap();
+    let stem = templates.file_stem().unwrap().to_str().unwrap();
+    let det = dir.join(format!("{stem}-detections.h5"));
+    let csv = dir.join(format!("{stem}.csv"));
+    let archive = data.join("continuous");
+    tmatch_ok(&[
+        "detect",
+        "--templates",
+        s(templates),
+        "--archive",
+        s(&archive),
+        "--days",
+        "2012-09-02",
+        "--threshold",
+        "8",
+        "--threshold-type",
+        "mad",
+        "--trig-int",
+        "6",
+        "-o",
+        s(&det),
+    ]);
+    tmatch_ok(&["export", s(&det), "--format", "csv", "-o", s(&csv)]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let name = f[col("template")];
+            let name = names.get(name).map_or(name, |n| n.as_str());
+            (
+                (name.to_string(), f[col("detect_time")].to_string()),
+                (
+                    f[col("cc_sum")].parse().unwrap(),
+                    f[col("threshold")].parse().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Every EQcorrscan detection found at its sample, with cc_sum and
+/// threshold within 1e-3, and nothing else.
+fn assert_same_detections(what: &str, want: &Detections, got: &Detections) {
+    let same = want.keys().filter(|k| got.contains_key(*k)).count();
+    let (mut dcc, mut dthr) = (0f64, 0f64);
+    for (k, (cc, thr)) in want {
+        if let Some((c, t)) = got.get(k) {
+            dcc = dcc.max((cc - c).abs());
+            dthr = dthr.max((thr - t).abs());
+        }
+    }
+    eprintln!(
+        "{what}: {same} of {} EQcorrscan detections at the same sample, {} extra, \
+         max |Δcc_sum| {dcc:.2e}, max |Δthreshold| {dthr:.2e}",
+        want.len(),
+        got.len() - same
+    );
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "{what}: missing {missing:?}");
+    assert_eq!(got.len(), want.len(), "{what}: extra detections");
+    assert!(dcc < 1e-3 && dthr < 1e-3, "{what}: cc_sum or threshold off");
+}
+
+/// Imported tribes detect what `Tribe.detect` found with them: resampled
+/// stretches keep their true time base (whole output samples, as
+/// EQcorrscan's chunks), filtered from rest at the record's edges.
+#[test]
+fn imported_tribes_detect_as_eqcorrscan() {
+    let test = "imported_tribes_detect_as_eqcorrscan";
+    let Some(shared) = shared() else {
+        return skip(test, "../shared is not there");
+    };
+    let tribes = match tribes(&shared) {
+        Ok(t) => t,
+        Err(why) => return skip(test, &why),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (setting, _) in SETTINGS {
+        let h5 = dir.path().join(format!("{setting}.h5"));
+        let tgz = tribes.join(setting).join("tribe.tgz");
+        tmatch_ok(&["templates", "import", s(&tgz), "-o", s(&h5)]);
+        let got = tmatch_detections(&shared.join("data/hinet-2012-09-02"), &h5, &BTreeMap::new());
+        assert_same_detections(
+            &format!("imported tribe {setting}"),
+            &eqcorrscan_detections(setting),
+            &got,
+        );
+    }
+}
+
+/// Templates built by `templates build` with EQcorrscan's settings detect
+/// what `Tribe.construct` + `Tribe.detect` found.
+#[test]
+fn templates_built_as_eqcorrscan_detect_as_eqcorrscan() {
+    let test = "templates_built_as_eqcorrscan_detect_as_eqcorrscan";
+    let Some(shared) = shared() else {
+        return skip(test, "../shared is not there");
+    };
+    let data = shared.join("data/hinet-2012-09-02");
+    let dir = tempfile::tempdir().unwrap();
+    for (setting, options) in SETTINGS {
+        let h5 = dir.path().join(format!("{setting}.h5"));
+        let quakeml = data.join("catalog/templates_quakeml.xml");
+        let archive = data.join("continuous");
+        let mut args = vec![
+            "templates",
+            "build",
+            "--quakeml",
+            s(&quakeml),
+            "--archive",
+            s(&archive),
+        ];
+        args.extend([
+            "--pre",
+            "0.5",
+            "--length",
+            "4",
+            "--filter-order",
+            "4",
+            "-o",
+            s(&h5),
+        ]);
+        args.extend(options);
+        tmatch_ok(&args);
+        // tmatch names templates by event; EQcorrscan by the earliest start.
+        let text =
+            std::fs::read_to_string(references().join(format!("{setting}_templates.csv"))).unwrap();
+        let names: BTreeMap<String, String> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[1].to_string(), f[0].to_string())
+            })
+            .collect();
+        let got = tmatch_detections(&data, &h5, &names);
+        assert_same_detections(
+            &format!("built {setting}"),
+            &eqcorrscan_detections(setting),
+            &got,
+        );
+    }
 }
