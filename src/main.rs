@@ -737,7 +737,18 @@ fn parse_args() -> Cli {
     })
 }
 
+/// Output piped into `head` and the like ends the process quietly, as it
+/// does for Unix tools, instead of a panic in `println!` (Rust ignores
+/// SIGPIPE by default).
+fn die_on_closed_pipes() {
+    // SAFETY: sets a signal disposition at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    die_on_closed_pipes();
     let cli = parse_args();
     let r = match cli.command {
         Command::Templates(TemplatesCommand::Build(a)) => build(*a),

@@ -28,6 +28,14 @@ fn quick_start_flow() {
         info.contains("templates        3") && info.contains("lowcut 2 Hz"),
         "{info}"
     );
+    // Piped into a reader that has already gone: quiet, no panic.
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' templates info '{t}' | true", s(&crate::util::tmatch_bin())))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.status.success() && stderr.is_empty(), "{stderr}");
     let out = dir.path().join("d.h5");
     let archive = samples().join("archive");
     let log = detect(&t, s(&archive), s(&out))
