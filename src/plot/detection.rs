@@ -273,7 +273,8 @@ impl DetectionFigure {
             .margin(8)
             .x_label_area_size(36)
             .y_label_area_size(LABEL_WIDTH)
-            .build_cartesian_2d(self.span.clone(), -0.6..(n as f64 - 0.4))?;
+            // Room above the first channel for the legend.
+            .build_cartesian_2d(self.span.clone(), -0.6..(n as f64 + 0.3))?;
         chart
             .configure_mesh()
             .light_line_style(TRANSPARENT)

@@ -260,10 +260,11 @@ fn envelope(values: &[f32], columns: usize) -> Vec<(usize, f32, f32)> {
 /// The runs of `true` in `mask[range]`, as ranges of indices into `mask`:
 /// traces are drawn run by run, so gaps stay empty.
 fn runs(mask: &[bool], range: Range<usize>) -> Vec<Range<usize>> {
+    let end = range.end.min(mask.len());
     let mut out = Vec::new();
     let mut start = None;
-    for i in range.start..range.end.min(mask.len()) {
-        match (mask[i], start) {
+    for (i, &m) in mask.iter().enumerate().take(end).skip(range.start) {
+        match (m, start) {
             (true, None) => start = Some(i),
             (false, Some(a)) => {
                 out.push(a..i);
@@ -273,7 +274,7 @@ fn runs(mask: &[bool], range: Range<usize>) -> Vec<Range<usize>> {
         }
     }
     if let Some(a) = start {
-        out.push(a..range.end.min(mask.len()));
+        out.push(a..end);
     }
     out
 }
