@@ -314,3 +314,46 @@ fn plots_refuse_what_they_cannot_draw() {
     let e = tmatch_fails(&["plot", "run", &r.detections, "-o", s(&missing)]);
     assert!(e.contains("no/such/run.png"), "{e}");
 }
+
+/// The stack a plot draws is the one detection searched: its threshold
+/// is the detections' and it peaks at each detection with its cc_sum.
+#[test]
+fn the_plotted_stack_is_the_one_detection_searched() {
+    use tmatch::{archive::Archive, correlate::cpu::CpuBackend, epoch, output, pipeline};
+    let r = run();
+    let set = tmatch::templates::read(Path::new(&r.templates)).unwrap();
+    let archive = Archive::open(Path::new(&r.archive)).unwrap();
+    let d = output::read(Path::new(&r.detections)).unwrap();
+    let params = tmatch::detect::DetectParams {
+        threshold: 10.0,
+        ..Default::default()
+    };
+    let mut checked = 0;
+    for (ti, _) in set.templates.iter().enumerate() {
+        let day = epoch::parse_day("2024-03-01").unwrap();
+        let td = pipeline::template_day(&set, &archive, day, &params, ti, &CpuBackend::new())
+            .unwrap()
+            .expect("data on the day");
+        for det in d.rows.iter().filter(|x| x.template as usize == ti) {
+            if epoch::day_of(det.time_ns) != day {
+                continue;
+            }
+            assert_eq!(td.threshold, det.threshold, "template {ti}");
+            let k = epoch::samples_between(td.start, det.time_ns, set.rate) as usize;
+            assert!(td.day.contains(&k), "{k} outside {:?}", td.day);
+            assert!(
+                (td.stack[k] - det.cc_sum).abs() < 1e-5,
+                "{} {}",
+                td.stack[k],
+                det.cc_sum
+            );
+            checked += 1;
+        }
+        assert_eq!(td.channels.len(), set.templates[ti].channels.len());
+        assert!(td
+            .channels
+            .iter()
+            .all(|c| c.as_ref().is_some_and(|c| c.data.len() == c.mask.len())));
+    }
+    assert!(checked >= 5, "{checked} detections checked");
+}
