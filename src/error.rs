@@ -31,6 +31,14 @@ pub enum Error {
         source: mseed::MSError,
         said: Vec<String>,
     },
+    /// A plot that could not be drawn or written; the drawing library's
+    /// error is its source.
+    #[error("{}: cannot draw the plot: {source}", path.display())]
+    Plot {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A file whose content is wrong: malformed, damaged, or of the wrong
     /// kind.
     #[error("{}: {msg}", path.display())]

@@ -13,7 +13,8 @@
 //! 4. [`templates`], [`correlate`], [`detect`]: template sets, correlation
 //!    and stacking, thresholds and peaks;
 //! 5. [`output`]: detections.h5 and its export;
-//! 6. [`pipeline`]: the day loop that ties them together;
+//! 6. [`pipeline`]: the day loop that ties them together; [`plot`]: plots
+//!    of detections, stacked traces and template sets;
 //! 7. the `tmatch` binary, the command line.
 
 // Reading and indexing miniSEED archives (SDS or any folder).
@@ -40,6 +41,9 @@ pub mod h5;
 pub mod output;
 // The day loop: load, detect and write each day on every device.
 pub mod pipeline;
+// Plots (PNG or SVG) of a detection, a template's day, a run and a
+// template set.
+pub mod plot;
 // Preprocessing: detrend, resample and filter by a `preprocess::Recipe`.
 pub mod preprocess;
 // The problems of a day: missing channels, bad files, flat templates.

@@ -18,7 +18,7 @@ use tmatch::pipeline;
 use tmatch::preprocess::Recipe;
 use tmatch::shard::Shard;
 use tmatch::templates::{self, BuildOptions, Phases, TemplateSet};
-use tmatch::{catalog, epoch, events, output, synth};
+use tmatch::{catalog, epoch, events, output, plot, synth};
 
 /// `tmatch --version`: the version, the commit it was built from, and
 /// the CUDA kernels in the binary.
@@ -59,6 +59,10 @@ enum Command {
     /// templates, pick by cross-correlation, relative magnitudes; write
     /// QuakeML, CSV, EQcorrscan's detection file or hypoDD dt.cc.
     Catalog(Box<CatalogArgs>),
+    /// Draw a detection, a template's stacked trace over a day, or a run,
+    /// as PNG or SVG.
+    #[command(subcommand)]
+    Plot(PlotCommand),
     /// Generate a synthetic SDS archive with a catalog: the small sample
     /// set (data-samples/), or with --day a benchmark workload at 100 Hz.
     Synth {
@@ -98,11 +102,122 @@ enum TemplatesCommand {
         #[arg(long)]
         overwrite: bool,
     },
-    /// Print what a template file holds.
-    Info {
-        /// templates.h5
-        file: PathBuf,
-    },
+    /// Print what a template file holds; with --plot, draw its templates.
+    Info(InfoArgs),
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// templates.h5
+    file: PathBuf,
+    /// Also draw the templates' waveforms at their moveouts (.png or .svg).
+    #[arg(long, value_name = "IMAGE")]
+    plot: Option<PathBuf>,
+    /// Draw at most this many templates (the first ones).
+    #[arg(long, default_value_t = 9, requires = "plot")]
+    max_templates: usize,
+    #[command(flatten)]
+    size: ImageSize,
+}
+
+#[derive(Subcommand)]
+enum PlotCommand {
+    /// One detection: each template channel laid over the data it matched
+    /// (at its moveout and measured lag), labelled with its CC, and the
+    /// stacked trace around it with the threshold.
+    Detection(Box<PlotDetectionArgs>),
+    /// A template's stacked trace over one day, with its thresholds and
+    /// detections.
+    Day(PlotDayArgs),
+    /// Detections per template and day (per hour for up to 3 days) as a
+    /// heat map, and the histogram of |cc_sum| / threshold.
+    Run(PlotRunArgs),
+}
+
+/// The size of a plot.
+#[derive(Args)]
+struct ImageSize {
+    /// Width of the plot in pixels.
+    #[arg(long, default_value_t = 1200)]
+    width: u32,
+    /// Height of the plot in pixels.
+    #[arg(long, default_value_t = 900)]
+    height: u32,
+}
+
+impl ImageSize {
+    fn image(&self, path: &Path) -> Result<plot::Image> {
+        Ok(plot::Image::new(path, self.width, self.height)?)
+    }
+}
+
+/// A detections file and what it was made from.
+#[derive(Args)]
+struct RunFiles {
+    /// detections.h5
+    detections: PathBuf,
+    /// The templates the detections were made with (default: the file the
+    /// run recorded).
+    #[arg(long)]
+    templates: Option<PathBuf>,
+    /// The continuous data (default: the archive the run recorded).
+    #[arg(long)]
+    archive: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PlotDetectionArgs {
+    #[command(flatten)]
+    files: RunFiles,
+    /// The detection's row in the file (0-based; the order of `tmatch export`).
+    #[arg(
+        long,
+        required_unless_present = "template",
+        conflicts_with = "template"
+    )]
+    index: Option<usize>,
+    /// The detection's template, with --time.
+    #[arg(long, requires = "time")]
+    template: Option<String>,
+    /// A time (ISO 8601 UTC) near the template's detection, with --template.
+    #[arg(long, requires = "template", value_parser = epoch::parse_time)]
+    time: Option<epoch::Nanos>,
+    /// Seconds of stacked trace shown either side of the detection.
+    #[arg(long, default_value_t = 30.0)]
+    window: f64,
+    /// Output image: .png or .svg.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    size: ImageSize,
+}
+
+#[derive(Args)]
+struct PlotDayArgs {
+    #[command(flatten)]
+    files: RunFiles,
+    /// The template's id.
+    #[arg(long)]
+    template: String,
+    /// The day (YYYY-MM-DD).
+    #[arg(long, value_parser = epoch::parse_day)]
+    day: epoch::Day,
+    /// Output image: .png or .svg.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    size: ImageSize,
+}
+
+#[derive(Args)]
+struct PlotRunArgs {
+    /// detections.h5
+    detections: PathBuf,
+    /// Output image: .png or .svg.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    size: ImageSize,
 }
 
 #[derive(Args)]
@@ -379,7 +494,8 @@ fn import(tribe: &Path, output: &Path, overwrite: bool) -> Result<()> {
     Ok(())
 }
 
-fn info(path: &Path) -> Result<()> {
+fn info(a: InfoArgs) -> Result<()> {
+    let path = a.file.as_path();
     let set = templates::read(path)?;
     let r = &set.recipe;
     let opt = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v} Hz"));
@@ -412,6 +528,48 @@ fn info(path: &Path) -> Result<()> {
             t.max_pad() as f64 / set.rate
         );
     }
+    if let Some(out) = &a.plot {
+        plot::templates(path, a.max_templates, &a.size.image(out)?)?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn plot(command: PlotCommand) -> Result<()> {
+    let out = match command {
+        PlotCommand::Detection(a) => {
+            let which = match (a.index, a.template, a.time) {
+                (Some(i), _, _) => plot::Which::Index(i),
+                (None, Some(template), Some(time)) => plot::Which::Nearest { template, time },
+                _ => bail!("give --index, or --template with --time"),
+            };
+            plot::detection(&plot::DetectionRequest {
+                detections: a.files.detections,
+                templates: a.files.templates,
+                archive: a.files.archive,
+                which,
+                window: a.window,
+                image: a.size.image(&a.output)?,
+            })?;
+            a.output
+        }
+        PlotCommand::Day(a) => {
+            plot::day(&plot::DayRequest {
+                detections: a.files.detections,
+                templates: a.files.templates,
+                archive: a.files.archive,
+                template: a.template,
+                day: a.day,
+                image: a.size.image(&a.output)?,
+            })?;
+            a.output
+        }
+        PlotCommand::Run(a) => {
+            plot::run(&a.detections, &a.size.image(&a.output)?)?;
+            a.output
+        }
+    };
+    eprintln!("wrote {}", out.display());
     Ok(())
 }
 
@@ -752,7 +910,7 @@ fn main() -> ExitCode {
     let cli = parse_args();
     let r = match cli.command {
         Command::Templates(TemplatesCommand::Build(a)) => build(*a),
-        Command::Templates(TemplatesCommand::Info { file }) => info(&file),
+        Command::Templates(TemplatesCommand::Info(a)) => info(a),
         Command::Templates(TemplatesCommand::Import {
             tribe,
             output,
@@ -764,6 +922,7 @@ fn main() -> ExitCode {
         },
         Command::Merge(a) => merge(a),
         Command::Export(a) => export(a),
+        Command::Plot(c) => plot(c),
         Command::Catalog(a) => catalog(*a),
         Command::Synth {
             output,

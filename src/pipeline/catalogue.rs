@@ -103,7 +103,7 @@ const CHUNK: usize = 1 << 14;
 pub fn catalogue(req: &CatalogueRequest) -> Result<CatalogueReport> {
     let reader = Reader::open(&req.detections)?;
     let set = crate::templates::read(&req.templates)?;
-    check_templates(req, &reader, &set)?;
+    check_templates(&req.detections, &reader, &req.templates, &set)?;
     let params = RunParams::from_json(&reader.run.parameters).unwrap_or_default();
     let places: Vec<TemplatePlace> = set.templates.iter().map(place).collect();
     let candidates: Vec<Candidate> = reader
@@ -169,14 +169,21 @@ pub fn catalogue(req: &CatalogueRequest) -> Result<CatalogueReport> {
 }
 
 /// The template file must be the one the detections were made with.
-fn check_templates(req: &CatalogueRequest, reader: &Reader, set: &TemplateSet) -> Result<()> {
+/// Check that `set`, read from `templates`, is the template set the
+/// detections file at `detections` was made with.
+pub fn check_templates(
+    detections: &Path,
+    reader: &Reader,
+    templates: &Path,
+    set: &TemplateSet,
+) -> Result<()> {
     let ids: Vec<&str> = set.templates.iter().map(|t| t.event.id.as_str()).collect();
     if reader.run.template_checksum != set.checksum() || reader.templates.ids != ids {
         return Err(Error::file(
-            &req.templates,
+            templates,
             format!(
                 "not the templates {} was detected with (checksum or template ids differ)",
-                req.detections.display()
+                detections.display()
             ),
         ));
     }

@@ -312,6 +312,89 @@ pub fn detect_loaded(
     Ok(result)
 }
 
+/// One template on one day as detection sees it, for plots: its stacked
+/// trace with the day's median and threshold, and its channels' processed
+/// data, all on one sample grid (lag `k` of the stack is sample `k` of
+/// each channel's data; a channel's window at lag `k` starts at `k + pad`).
+#[derive(Debug, Clone)]
+pub struct TemplateDay {
+    /// Time of lag 0.
+    pub start: Nanos,
+    pub stack: Vec<f32>,
+    /// The day's own lags, over which the median is taken.
+    pub day: std::ops::Range<usize>,
+    pub mad: f32,
+    pub threshold: f32,
+    /// Per template channel, its processed data; `None` where the day has
+    /// none.
+    pub channels: Vec<Option<stretch::Channel>>,
+}
+
+/// Template `template` of `set` on `day`, correlated as `detect` does it:
+/// the day is read for every channel of the set (so the grid, the span and
+/// the median are those of the detection run) and only this template is
+/// stacked. `None` when the day has no data for the template.
+pub fn template_day(
+    set: &TemplateSet,
+    archive: &Archive,
+    day: Day,
+    params: &DetectParams,
+    template: usize,
+    backend: &dyn Backend,
+) -> Result<Option<TemplateDay>> {
+    // A shard of as many parts as templates holds exactly this one.
+    let only = Shard {
+        index: template,
+        count: set.templates.len(),
+    };
+    let params = DetectParams {
+        template_shard: Some(only),
+        ..params.clone()
+    };
+    let loaded = load_day(set, archive, day, &params);
+    let (Some((first, end)), Some(view)) = (loaded.extent, loaded.view()) else {
+        return Ok(None);
+    };
+    let normalized = NormalizedTemplates::new(set, params.template_shard);
+    let batch = Batch::prepare(set, &normalized, &loaded.stretch, &params, &mut Vec::new());
+    if batch.active.is_empty() {
+        return Ok(None);
+    }
+    let (data, rate) = (&loaded.stretch, set.rate);
+    let spec = peak_spec(
+        &params,
+        rate,
+        view.n_lags(),
+        loaded.lead,
+        loaded.n_day,
+        data.offset + first,
+    );
+    let mut stack = Vec::new();
+    let peaks = correlate::host_peaks(backend, &view, &batch.templates, &spec, &mut |_, s| {
+        stack = s.to_vec()
+    })?;
+    let channels = set.templates[template]
+        .channels
+        .iter()
+        .map(|c| {
+            let ch = &data.channels[data.channel_index(&c.id)?];
+            Some(stretch::Channel {
+                id: ch.id.clone(),
+                data: ch.data[first..end].to_vec(),
+                mask: ch.mask[first..end].to_vec(),
+            })
+        })
+        .collect();
+    Ok(Some(TemplateDay {
+        start: sample_time(data.start, first as i64, rate),
+        stack,
+        day: spec.day,
+        mad: peaks[0].mad,
+        threshold: peaks[0].threshold,
+        channels,
+    }))
+}
+
 /// The templates (of the template shard) with channels in a stretch: their
 /// indices in the set, and what is correlated (moved out, not copied: a
 /// large set is gigabytes).

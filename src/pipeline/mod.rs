@@ -4,10 +4,10 @@ mod catalogue;
 mod day;
 mod setup;
 
-pub use catalogue::{catalogue, CatalogueReport, CatalogueRequest, Format};
+pub use catalogue::{catalogue, check_templates, CatalogueReport, CatalogueRequest, Format};
 pub use day::{
-    detect_day, detect_day_with_stacks, detect_loaded, load_day, DayResult, LoadedDay,
-    NormalizedTemplates,
+    detect_day, detect_day_with_stacks, detect_loaded, load_day, template_day, DayResult,
+    LoadedDay, NormalizedTemplates, TemplateDay,
 };
 pub use setup::{setup, Request, Setup};
 

@@ -10,6 +10,7 @@ mod faults;
 mod hinet;
 mod hostile;
 mod month;
+mod plot;
 mod roundtrip;
 mod tribe;
 mod util;
