@@ -31,7 +31,10 @@ fn quick_start_flow() {
     // Piped into a reader that has already gone: quiet, no panic.
     let piped = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("'{}' templates info '{t}' | true", s(&crate::util::tmatch_bin())))
+        .arg(format!(
+            "'{}' templates info '{t}' | true",
+            s(&crate::util::tmatch_bin())
+        ))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&piped.stderr);
