@@ -16,8 +16,10 @@ pub mod cuda;
 mod device;
 #[cfg(test)]
 mod kernel_model;
+pub mod mixed;
 pub mod naive;
 pub mod norm;
+pub mod screen;
 
 pub use device::{cuda_devices, open_backends, DeviceSpec};
 pub use norm::ChannelNorm;
