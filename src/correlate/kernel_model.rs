@@ -167,7 +167,7 @@ fn fma_group(acc: &mut [f32; LAGS], w: [f32; 4], window: [[f32; 4]; 4]) {
 /// `data_offset` of stack.cu: the lanes of a warp probe PROBES samples
 /// evenly spread over `[j0, e)`, and the lane whose value has rank
 /// `(count − 1) / 2` among the nonzero ones (ties by lane) gives it.
-fn data_offset(xc: &[f32], j0: usize, e: usize) -> f32 {
+pub(super) fn data_offset(xc: &[f32], j0: usize, e: usize) -> f32 {
     assert_eq!(PROBES, 32, "one probe per lane");
     let v: [f32; 32] = std::array::from_fn(|lane| {
         if j0 < e {

@@ -125,7 +125,7 @@ impl Group {
     fn admits(&self, t: &StackTemplate) -> bool {
         self.members.len() < GROUP
             && windows(t).iter().all(|&(_, ch, ord, pad)| {
-                self.entry(ch, ord).is_none_or(|e| {
+                self.entry(ch, ord).map_or(true, |e| {
                     let pads = self.channels[e].slots.iter().flatten().map(|s| s.1);
                     let (lo, hi) = pads.fold((pad, pad), |(lo, hi), p| (lo.min(p), hi.max(p)));
                     hi - lo <= SPREAD

@@ -17,6 +17,8 @@ mod device;
 #[cfg(test)]
 mod kernel_model;
 pub mod mixed;
+#[cfg(test)]
+mod mixed_model;
 pub mod naive;
 pub mod norm;
 pub mod screen;

@@ -23,7 +23,7 @@ pub fn lags_to_recompute(screened: &[f32], threshold: f32, margin: f32) -> Vec<u
         // lies just inside the bound.
         if f64::from(v.abs()) + f64::from(margin) > f64::from(threshold) {
             for j in k.saturating_sub(1)..(k + 2).min(n) {
-                if lags.last().is_none_or(|&l| l < j) {
+                if lags.last().map_or(true, |&l| l < j) {
                     lags.push(j);
                 }
             }
