@@ -36,6 +36,8 @@
 // src/correlate/kernel_model.rs executes this kernel's arithmetic on the CPU
 // and checks that every #define here equals the Rust constant of the launch.
 
+#include "offset.cuh"
+
 #define THREADS 256
 // Consecutive lags per thread. LAGS / 4 is odd, so the float4 data loads of
 // 8 consecutive threads (one shared-memory phase of a 128-bit load) start
@@ -47,44 +49,11 @@
 #define STEP 16
 // Template samples staged in shared memory at a time (a multiple of STEP).
 #define CHUNK 256
-// Data samples the offset of a channel's tile is chosen from (one per lane
-// of the first warp).
-#define PROBES 32
 
 static_assert(LAGS % 4 == 0 && (LAGS / 4) % 2 == 1, "LAGS: float4 window, no bank conflicts");
 static_assert(STEP == LAGS + 4 && STEP == 16,
               "a pass (written out below) is one turn of a window of four float4");
 static_assert(CHUNK % STEP == 0, "a chunk is whole passes");
-static_assert(PROBES == 32, "one probe per lane of a warp");
-
-// The constant subtracted from a channel's data for one tile: the median
-// (the lower one for an even count) of the nonzero values among PROBES data
-// samples evenly spread over [j0, e), the samples the tile's windows read.
-// Why: a single sample could fall in a gap (zeros, which would leave the
-// offset in place) or on a large arrival (which would put a new offset on
-// the quiet part of the tile); a gap's zeros are left out of the median and
-// an arrival shorter than half the tile does not move it. On data already
-// centred the median is a sample near zero, and subtracting it changes
-// little. Called by the 32 lanes of one warp; every lane gets the value.
-__device__ float data_offset(const float *__restrict__ xc, long long j0, long long e)
-{
-    const int lane = threadIdx.x % 32;
-    float v = 0.0f;
-    if (j0 < e)
-        v = xc[j0 + (2 * lane + 1) * (e - j0) / (2 * PROBES)];
-    const bool ok = v != 0.0f;
-    const unsigned valid = __ballot_sync(0xffffffffu, ok);
-    // Rank of this lane's value among the valid ones (ties by lane).
-    int rank = 0;
-    for (int l = 0; l < 32; l++) {
-        const float u = __shfl_sync(0xffffffffu, v, l);
-        rank += ((valid >> l) & 1u) && (u < v || (u == v && l < lane));
-    }
-    const int count = __popc(valid);
-    const unsigned median = __ballot_sync(0xffffffffu, ok && rank == (count - 1) / 2);
-    const float o = __shfl_sync(0xffffffffu, v, median ? __ffs(median) - 1 : 0);
-    return median ? o : 0.0f;
-}
 
 // 4 template samples (w) times the window d = (a, b, c, d) into LAGS sums:
 // acc[r] += w[s] * d[r + s], s = 0..3 in order.

@@ -40,7 +40,12 @@ def compile_ptx(lib, path, arch):
     """PTX text and the compiler's log (warnings) for one source file."""
     src = path.read_bytes()
     prog = ctypes.c_void_p()
-    check(lib, lib.nvrtcCreateProgram(ctypes.byref(prog), src, path.name.encode(), 0, None, None))
+    # The shared headers (kernels/*.cuh), given to NVRTC by name.
+    hdrs = headers()
+    contents = (ctypes.c_char_p * len(hdrs))(*[h.read_bytes() for h in hdrs])
+    names = (ctypes.c_char_p * len(hdrs))(*[h.name.encode() for h in hdrs])
+    check(lib, lib.nvrtcCreateProgram(ctypes.byref(prog), src, path.name.encode(),
+                                      len(hdrs), contents, names))
     opts = [o.encode() for o in OPTIONS + [f"--gpu-architecture={arch}"]]
     argv = (ctypes.c_char_p * len(opts))(*opts)
     status = lib.nvrtcCompileProgram(prog, len(opts), argv)
@@ -65,6 +70,10 @@ def check(lib, status):
 
 def sources():
     return sorted(KERNELS.glob("*.cu"))
+
+
+def headers():
+    return sorted(KERNELS.glob("*.cuh"))
 
 
 def build():

@@ -200,7 +200,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::correlate::{naive, normalize_template, ChannelNorm};
+    use crate::correlate::{mixed, naive, normalize_template, ChannelNorm};
 
     /// Standard deviation of [`noise`].
     const SIGMA: f32 = 1.154_700_5; // sqrt(4 / 3)
@@ -463,10 +463,20 @@ mod tests {
             ("CHUNK", CHUNK),
             ("PROBES", PROBES),
             ("RADIX_BINS", RADIX_BINS),
+            ("MIXED_THREADS", THREADS_USIZE),
+            ("MIXED_GROUP", mixed::GROUP),
+            ("MIXED_TILE", mixed::TILE),
+            ("MIXED_SPREAD", mixed::SPREAD),
+            ("MIXED_DATA_LAGS", mixed::DATA_LAGS),
+            ("MIXED_SHIFTS", mixed::SHIFTS),
+            ("MIXED_CHUNK", mixed::CHUNK),
+            ("FRAG", mixed::FRAG),
         ];
         let sources = [
+            ("offset.cuh", include_str!("../../kernels/offset.cuh")),
             ("stack.cu", include_str!("../../kernels/stack.cu")),
             ("detect.cu", include_str!("../../kernels/detect.cu")),
+            ("mixed.cu", include_str!("../../kernels/mixed.cu")),
         ];
         let mut seen = Vec::new();
         for (file, src) in sources {

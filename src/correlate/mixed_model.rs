@@ -55,11 +55,14 @@ struct Output {
 /// `2^e` with `e` chosen so that `max · 2^e` lies in (2^13, 2^14]: fp16
 /// keeps 11 significant bits from there down to 2^-14 · 2^e.
 fn scale_for(max: f32) -> f32 {
-    if max > 0.0 && max.is_finite() {
-        2f32.powi(14 - max.log2().ceil() as i32)
-    } else {
-        1.0
+    if !(max > 0.0 && max.is_finite()) {
+        return 1.0;
     }
+    // ceil(log2(max)) from the bits, as the kernel takes it.
+    let bits = max.to_bits();
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let ceil_log2 = if bits & 0x7f_ffff != 0 { e + 1 } else { e };
+    2f32.powi(14 - ceil_log2)
 }
 
 fn round(v: f32, r: Rounding) -> f32 {
