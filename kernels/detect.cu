@@ -73,9 +73,12 @@ extern "C" __global__ void radix_select(unsigned *__restrict__ hist, unsigned *_
 // most cap[r] of them; count[r] is the true number, so the host can tell
 // when cap[r] was too small and scan that template again with room for all
 // (offsets are prefix sums of the caps, so every row has exactly its room).
+// With `all`, every lag above the threshold is a candidate, extremum or not:
+// the screen of a mixed-precision stack, whose threshold is lowered by the
+// error margin (src/correlate/screen.rs).
 extern "C" __global__ void __launch_bounds__(256)
 candidates(const float *__restrict__ stacks, long long n_lags, const float *__restrict__ thr,
-           const unsigned *__restrict__ rows, const unsigned long long *__restrict__ offset,
+           int all, const unsigned *__restrict__ rows, const unsigned long long *__restrict__ offset,
            const unsigned *__restrict__ cap, unsigned *__restrict__ count,
            unsigned *__restrict__ lag, float *__restrict__ value)
 {
@@ -93,7 +96,7 @@ candidates(const float *__restrict__ stacks, long long n_lags, const float *__re
             continue;
         const float prev = k > 0 ? s[k - 1] : 0.0f;
         const float next = k + 1 < n_lags ? s[k + 1] : 0.0f;
-        if ((next - v) * (prev - v) > 0.0f) {
+        if (all || (next - v) * (prev - v) > 0.0f) {
             const unsigned i = atomicAdd(&count[r], 1u);
             if (i < room) {
                 lr[i] = (unsigned)k;

@@ -72,6 +72,7 @@ constexpr int TEMPLATES_BYTES = MIXED_GROUP * MIXED_CHUNK * 2;
 // What the launch asks for (the kernel's opt-in maximum on sm_70 is 96 KiB).
 constexpr int MIXED_SHARED_BYTES = UNION_BYTES + TEMPLATES_BYTES;
 static_assert(MIXED_SHARED_BYTES <= 96 * 1024, "fits an sm_70 block");
+static_assert(MIXED_SHARED_BYTES == 86016, "mixed::SHARED_BYTES, as the launch asks");
 
 __device__ __forceinline__ unsigned short to_half(float v)
 {

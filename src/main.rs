@@ -11,7 +11,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use tmatch::archive::Archive;
-use tmatch::correlate::{self, DeviceSpec};
+use tmatch::correlate::{self, DeviceSpec, Precision};
 use tmatch::detect::DetectParams;
 use tmatch::detect::ThresholdType;
 use tmatch::pipeline;
@@ -313,6 +313,12 @@ struct DetectArgs {
     /// cuda:0,2 (those GPUs).
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
+    /// The GPU's stack kernel: fp32, mixed (tensor cores screen in fp16 with
+    /// fp32 sums, and every lag near the threshold is recomputed in fp32, so
+    /// detections are fp32's), or auto (fp32 until a GPU measurement shows
+    /// mixed correct and faster on the hardware). mixed needs a CUDA GPU.
+    #[arg(long, default_value = "auto")]
+    precision: Precision,
     /// Process only shard I of N of the days (0 <= I < N: every N-th day from
     /// the I-th). Under a Slurm array job it defaults to the array task's
     /// shard (SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT).
@@ -619,7 +625,7 @@ const EXIT_DEVICES_FAILED: u8 = 75;
 /// stopped it before every day was done, [`EXIT_DEVICES_FAILED`] when the
 /// devices failed.
 fn detect(a: DetectArgs) -> Result<ExitCode> {
-    let (backends, fallback) = correlate::open_backends(&a.device)?;
+    let (backends, fallback) = correlate::open_backends(&a.device, a.precision)?;
     if let Some(line) = fallback {
         eprintln!("tmatch: {line}");
     }

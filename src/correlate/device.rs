@@ -7,6 +7,7 @@ use cudarc::driver::{sys, CudaContext};
 
 use super::cpu::CpuBackend;
 use super::cuda::CudaBackend;
+use super::mixed::Precision;
 use super::Backend;
 use crate::error::{Error, Result};
 
@@ -68,11 +69,26 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
-/// One backend per device named by `device`, and the line to log when
-/// `auto` falls back to the CPU.
-pub fn open_backends(device: &DeviceSpec) -> Result<Opened> {
+/// One backend per device named by `device`, each GPU's running the
+/// stack kernel `precision` chooses, and the line to log when `auto` falls
+/// back to the CPU. `--precision mixed` needs a GPU.
+pub fn open_backends(device: &DeviceSpec, precision: Precision) -> Result<Opened> {
+    let (backends, log) = open_devices(device, precision)?;
+    // The CPU has no mixed kernel: asked for, it is refused, not ignored.
+    if precision == Precision::Mixed && (log.is_some() || *device == DeviceSpec::Cpu) {
+        return Err(Error::Device(format!(
+            "--precision mixed needs a CUDA GPU (tensor cores, compute capability 7.0 or \
+             later); --device {device}{}",
+            log.map_or(String::new(), |l| format!(": {l}"))
+        )));
+    }
+    Ok((backends, log))
+}
+
+fn open_devices(device: &DeviceSpec, precision: Precision) -> Result<Opened> {
     let cpu = || -> Vec<Box<dyn Backend>> { vec![Box::new(CpuBackend::new())] };
     let refuse = |why: String| Error::Device(format!("--device {device}: {why}"));
+    let open_cuda = |ordinals: &[usize]| open_cuda(ordinals, precision);
     match device {
         DeviceSpec::Cpu => Ok((cpu(), None)),
         DeviceSpec::Auto => {
@@ -114,10 +130,13 @@ fn no_device() -> String {
     }
 }
 
-fn open_cuda(ordinals: &[usize]) -> Result<Vec<Box<dyn Backend>>> {
+fn open_cuda(ordinals: &[usize], precision: Precision) -> Result<Vec<Box<dyn Backend>>> {
     ordinals
         .iter()
-        .map(|&i| CudaBackend::new(i).map(|b| Box::new(b) as Box<dyn Backend>))
+        .map(|&i| {
+            let b = CudaBackend::new(i)?.with_precision(precision)?;
+            Ok(Box::new(b) as Box<dyn Backend>)
+        })
         .collect()
 }
 
@@ -149,7 +168,7 @@ mod tests {
             };
             assert!(e.to_string().contains(bad), "{e}");
         }
-        let (b, log) = open_backends(&DeviceSpec::Cpu).unwrap();
+        let (b, log) = open_backends(&DeviceSpec::Cpu, Precision::Auto).unwrap();
         assert_eq!(b.len(), 1);
         assert!(b[0].name().starts_with("cpu"));
         assert!(log.is_none());
@@ -168,12 +187,12 @@ mod tests {
             )
             }
         };
-        let (b, log) = open_backends(&DeviceSpec::Auto).unwrap();
+        let (b, log) = open_backends(&DeviceSpec::Auto, Precision::Auto).unwrap();
         assert!(b[0].name().starts_with("cpu"));
         let log = log.unwrap();
         assert!(log.contains(&why) && log.ends_with("running on the CPU") && !log.contains('\n'));
         for d in ["cuda", "cuda:0", "cuda:1,0"] {
-            let Err(e) = open_backends(&d.parse().unwrap()) else {
+            let Err(e) = open_backends(&d.parse().unwrap(), Precision::Auto) else {
                 panic!("--device {d} accepted without CUDA");
             };
             assert!(e.to_string().contains(&why), "{e}");

@@ -14,6 +14,7 @@ use super::cuda::kernels::{
     RADIX_BINS, STACK_CHUNK as CHUNK, STACK_LAGS as LAGS, STACK_PROBES as PROBES,
     STACK_STEP as STEP, STACK_TILE as TILE, THREADS,
 };
+pub(super) use super::cuda::recompute::data_offset;
 
 const THREADS_USIZE: usize = THREADS as usize;
 
@@ -161,37 +162,6 @@ fn fma_group(acc: &mut [f32; LAGS], w: [f32; 4], window: [[f32; 4]; 4]) {
         for (r, acc) in acc.iter_mut().enumerate() {
             *acc = w.mul_add(x[r + s], *acc);
         }
-    }
-}
-
-/// `data_offset` of stack.cu: the lanes of a warp probe PROBES samples
-/// evenly spread over `[j0, e)`, and the lane whose value has rank
-/// `(count − 1) / 2` among the nonzero ones (ties by lane) gives it.
-pub(super) fn data_offset(xc: &[f32], j0: usize, e: usize) -> f32 {
-    assert_eq!(PROBES, 32, "one probe per lane");
-    let v: [f32; 32] = std::array::from_fn(|lane| {
-        if j0 < e {
-            xc[j0 + (2 * lane + 1) * (e - j0) / (2 * PROBES)]
-        } else {
-            0.0
-        }
-    });
-    let ok = |l: usize| v[l] != 0.0;
-    let valid: u32 = (0..32).filter(|&l| ok(l)).map(|l| 1u32 << l).sum();
-    let count = valid.count_ones() as i32;
-    let rank = |lane: usize| {
-        (0..32)
-            .filter(|&l| (valid >> l) & 1 == 1 && (v[l] < v[lane] || (v[l] == v[lane] && l < lane)))
-            .count() as i32
-    };
-    let median: u32 = (0..32)
-        .filter(|&l| ok(l) && rank(l) == (count - 1) / 2)
-        .map(|l| 1u32 << l)
-        .sum();
-    if median != 0 {
-        v[median.trailing_zeros() as usize]
-    } else {
-        0.0
     }
 }
 
@@ -357,6 +327,59 @@ mod tests {
                 }
             }
             worst
+        }
+    }
+
+    /// The host's recomputation of single lags (the mixed path's) is the
+    /// kernel's value bit for bit, tail and tiles' offsets included.
+    #[test]
+    fn the_host_recomputation_is_the_kernel_bit_for_bit() {
+        use crate::correlate::cuda::recompute::stack_at;
+        use crate::correlate::{DayChannel, DayView, StackChannel, StackTemplate};
+        use std::sync::Arc;
+        for (seed, n, m) in [
+            (40, 2 * TILE + 300, 128),
+            (41, TILE + 77, 200),
+            (42, 500, 31),
+        ] {
+            let n_lags = n + 1 - m;
+            let c = case(seed, n, m, -100.0, &[0, 7, TILE + 13, n_lags - 1]);
+            let model = c.model(true, true);
+            let norms: Vec<ChannelNorm> = c
+                .data
+                .iter()
+                .zip(&c.masks)
+                .map(|(x, k)| ChannelNorm::new(x, k, m))
+                .collect();
+            let day = DayView::new(
+                c.data
+                    .iter()
+                    .zip(&norms)
+                    .map(|(data, norm)| DayChannel { data, norm })
+                    .collect(),
+                n,
+                m,
+            );
+            for (t, want) in c.templates.iter().zip(&model) {
+                let t = StackTemplate {
+                    channels: t
+                        .iter()
+                        .map(|(ch, pad, weight, raw)| StackChannel {
+                            channel: *ch,
+                            pad: *pad,
+                            weight: *weight,
+                            waveform: Arc::from(normalize_template(raw).unwrap()),
+                        })
+                        .collect(),
+                };
+                for (k, w) in want.iter().enumerate() {
+                    assert_eq!(
+                        stack_at(&day, &t, k).to_bits(),
+                        w.to_bits(),
+                        "seed {seed} lag {k}"
+                    );
+                }
+            }
         }
     }
 

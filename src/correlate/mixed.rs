@@ -22,7 +22,57 @@
 //! must lie within [`SPREAD`] of the group's smallest: [`group_templates`]
 //! forms the groups so.
 
+use std::fmt;
+use std::str::FromStr;
+
 use super::StackTemplate;
+use crate::error::{Error, Result};
+
+/// Which stack kernel a GPU runs (`--precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// The fastest kernel measured correct on the hardware at hand: fp32
+    /// until a GPU run has shown the mixed kernel correct and faster.
+    #[default]
+    Auto,
+    Fp32,
+    /// Tensor cores (fp16 inputs, fp32 sums) screen; lags near the
+    /// threshold are recomputed in fp32, so detections are fp32's.
+    Mixed,
+}
+
+impl FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Precision> {
+        match s {
+            "auto" => Ok(Precision::Auto),
+            "fp32" => Ok(Precision::Fp32),
+            "mixed" => Ok(Precision::Mixed),
+            _ => Err(Error::Input(format!(
+                "--precision {s}: expected auto, fp32 or mixed"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Auto => "auto",
+            Precision::Fp32 => "fp32",
+            Precision::Mixed => "mixed",
+        })
+    }
+}
+
+impl Precision {
+    /// Whether a GPU of compute capability `major.minor` runs the mixed
+    /// kernel: when asked (it needs tensor cores, sm_70 and later); `auto`
+    /// does not yet, no GPU run having measured it.
+    pub fn uses_mixed(self, major: i32, _minor: i32) -> bool {
+        self == Precision::Mixed && major >= 7
+    }
+}
 
 /// Templates per block: the `n` of a 16 × 16 × 16 fragment.
 pub const GROUP: usize = 16;
@@ -38,6 +88,29 @@ pub const SHIFTS: usize = 16;
 pub const CHUNK: usize = 128;
 /// Rows of a fragment (lags), columns (templates) and depth (samples).
 pub const FRAG: usize = 16;
+/// Dynamic shared memory of a block (MIXED_SHARED_BYTES in mixed.cu): the
+/// shifted fp16 copies, whose room the fp32 products take over, and the
+/// templates' fp16 chunk.
+pub const SHARED_BYTES: usize = {
+    let copies = SHIFTS * (DATA_LAGS - FRAG + CHUNK) * 2;
+    let products = SHIFTS * GROUP * (DATA_LAGS / SHIFTS) * 4;
+    let union = if copies > products { copies } else { products };
+    union + GROUP * CHUNK * 2
+};
+
+/// The power of two `2^(14 − ⌈log2 max⌉)` that brings a block's largest
+/// magnitude `max` into (2^13, 2^14], where fp16 keeps 11 significant bits
+/// (mixed.cu's `scale_for`, which takes `⌈log2⌉` from the float's bits the
+/// same way); 1 for 0 or a non-finite maximum.
+pub fn scale_for(max: f32) -> f32 {
+    if !(max > 0.0 && max.is_finite()) {
+        return 1.0;
+    }
+    let bits = max.to_bits();
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let ceil_log2 = if bits & 0x7f_ffff != 0 { e + 1 } else { e };
+    2f32.powi(14 - ceil_log2)
+}
 
 /// fp16's unit roundoff (round to nearest).
 const U16: f64 = 1.0 / 2048.0;
@@ -245,6 +318,12 @@ mod tests {
                 assert_eq!(used, (0..ts[t].channels.len()).collect::<Vec<_>>());
             }
         }
+    }
+
+    #[test]
+    fn the_launch_asks_for_the_shared_memory_the_kernel_lays_out() {
+        // static_assert(MIXED_SHARED_BYTES == 86016) in mixed.cu.
+        assert_eq!(SHARED_BYTES, 86016);
     }
 
     #[test]

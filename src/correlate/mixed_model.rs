@@ -18,7 +18,7 @@
 use half::f16;
 
 use super::kernel_model::data_offset;
-use super::mixed::{Group, CHUNK, DATA_LAGS, FRAG, SHIFTS, TILE};
+use super::mixed::{scale_for, Group, CHUNK, DATA_LAGS, FRAG, SHIFTS, TILE};
 use super::StackTemplate;
 
 /// Whether inputs are rounded to fp16 (the kernel) or kept in f32 (to
@@ -50,19 +50,6 @@ struct Args<'a> {
 struct Output {
     stacks: Vec<Vec<f32>>,
     bounds: Vec<Vec<f32>>,
-}
-
-/// `2^e` with `e` chosen so that `max · 2^e` lies in (2^13, 2^14]: fp16
-/// keeps 11 significant bits from there down to 2^-14 · 2^e.
-fn scale_for(max: f32) -> f32 {
-    if !(max > 0.0 && max.is_finite()) {
-        return 1.0;
-    }
-    // ceil(log2(max)) from the bits, as the kernel takes it.
-    let bits = max.to_bits();
-    let e = ((bits >> 23) & 0xff) as i32 - 127;
-    let ceil_log2 = if bits & 0x7f_ffff != 0 { e + 1 } else { e };
-    2f32.powi(14 - ceil_log2)
 }
 
 fn round(v: f32, r: Rounding) -> f32 {
@@ -230,8 +217,12 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::correlate::cuda::recompute::stack_at;
     use crate::correlate::mixed::group_templates;
-    use crate::correlate::{naive, normalize_template, ChannelNorm, StackChannel};
+    use crate::correlate::{
+        naive, normalize_template, screen, ChannelNorm, DayChannel, DayView, StackChannel,
+    };
+    use crate::detect::{decluster, find_peaks, median_abs_with};
 
     /// Band-limited noise: a moving sum of 4 uniform samples in [−1, 1).
     fn noise(r: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
@@ -461,6 +452,60 @@ mod tests {
                 "seed {seed}: error over the bound by {excess}"
             );
             assert!(err > 1e-5, "seed {seed}: no fp16 rounding seen ({err})");
+        }
+    }
+
+    /// The whole screen on the model: screened stacks and margins from the
+    /// model, the lags within the margin of the threshold recomputed as the
+    /// fp32 kernel computes them, and the peak rule on those: the peaks are
+    /// the fp32 stack's at that threshold.
+    #[test]
+    fn screening_the_model_gives_the_fp32_peaks() {
+        for (seed, scale, offset) in [(21, 1.0, 0.0), (22, 1e-7, 200.0)] {
+            let c = case(seed, 3000, 120, scale, offset, 17, 200);
+            let out = c.model(Rounding::Fp16);
+            let templates: Vec<StackTemplate> = c.templates();
+            let norms: Vec<ChannelNorm> = c
+                .data
+                .iter()
+                .zip(&c.masks)
+                .map(|(x, k)| ChannelNorm::new(x, k, c.m))
+                .collect();
+            let day = DayView::new(
+                c.data
+                    .iter()
+                    .zip(&norms)
+                    .map(|(data, norm)| DayChannel { data, norm })
+                    .collect(),
+                c.data[0].len(),
+                c.m,
+            );
+            let n_lags = day.n_lags();
+            let (mut peaks, mut recomputed) = (0, 0);
+            for (t, tpl) in templates.iter().enumerate() {
+                let screened = &out.stacks[t];
+                let margin = out.bounds[t].iter().fold(0f32, |a, &b| a.max(b));
+                // A low threshold, so that there are peaks and near misses.
+                let threshold = 4.0 * median_abs_with(screened, &mut Vec::new());
+                let low = screen::lowered_threshold(threshold, margin);
+                let above: Vec<usize> = (0..n_lags).filter(|&k| screened[k].abs() > low).collect();
+                let lags = screen::with_neighbours(above, n_lags);
+                let values: Vec<f32> = lags.iter().map(|&k| stack_at(&day, tpl, k)).collect();
+                let got = decluster(
+                    screen::exact_candidates(&lags, &values, n_lags, threshold, |_| true),
+                    20,
+                );
+                let fp32: Vec<f32> = (0..n_lags).map(|k| stack_at(&day, tpl, k)).collect();
+                let want = find_peaks(&fp32, threshold, 20, |_| true);
+                assert_eq!(got, want, "seed {seed} template {t}");
+                peaks += want.len();
+                recomputed += lags.len();
+            }
+            eprintln!(
+                "seed {seed}: {peaks} peaks, the fp32 stack's, from {recomputed} of {} lags recomputed",
+                n_lags * templates.len()
+            );
+            assert!(peaks > 0);
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod norm;
 pub mod screen;
 
 pub use device::{cuda_devices, open_backends, DeviceSpec};
+pub use mixed::Precision;
 pub use norm::ChannelNorm;
 
 use std::ops::Range;
@@ -191,6 +192,13 @@ pub trait Backend: Send + Sync {
     /// read the day in place (the CPU) have nothing to do.
     fn prefetch(&self, _day: &DayView) -> Result<()> {
         Ok(())
+    }
+
+    /// Whether the day's normalization must carry each window's mean
+    /// ([`ChannelNorm::with_mean`]): the mixed-precision kernel's error
+    /// bound needs it.
+    fn needs_window_means(&self) -> bool {
+        false
     }
 }
 

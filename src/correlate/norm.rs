@@ -10,20 +10,35 @@ const FLAT_VARIANCE: f64 = 1e-12;
 #[derive(Debug, Clone, Default)]
 pub struct ChannelNorm {
     pub inv_std: Vec<f32>,
+    /// The window's mean, where asked for ([`ChannelNorm::with_mean`]): the
+    /// mixed-precision kernel bounds its error with it. Empty otherwise.
+    pub mean: Vec<f32>,
 }
 
 impl ChannelNorm {
     /// `mask[i]` is `true` where sample `i` holds data.
     pub fn new(data: &[f32], mask: &[bool], m: usize) -> ChannelNorm {
+        Self::build(data, mask, m, false)
+    }
+
+    /// As [`ChannelNorm::new`], keeping each window's mean too.
+    pub fn with_mean(data: &[f32], mask: &[bool], m: usize) -> ChannelNorm {
+        Self::build(data, mask, m, true)
+    }
+
+    fn build(data: &[f32], mask: &[bool], m: usize, keep_mean: bool) -> ChannelNorm {
         let n = data.len();
         assert_eq!(n, mask.len());
         if m == 0 || n < m {
-            return ChannelNorm {
-                inv_std: Vec::new(),
-            };
+            return ChannelNorm::default();
         }
         let n_lags = n - m + 1;
         let mut inv_std = vec![0f32; n_lags];
+        let mut means = if keep_mean {
+            vec![0f32; n_lags]
+        } else {
+            Vec::new()
+        };
         // Counters over the window: samples missing, and neighbours equal
         // to their predecessor (M − 1 of them means the window is constant).
         let missing = |i: usize| usize::from(!mask[i]);
@@ -48,17 +63,23 @@ impl ChannelNorm {
                 sum += b - a;
                 sumsq += b * b - a * a;
             }
+            let mean = sum / m as f64;
+            if keep_mean {
+                means[j] = mean as f32;
+            }
             if n_missing > 0 || n_same == m - 1 {
                 continue;
             }
-            let mean = sum / m as f64;
             let mean_sq = sumsq / m as f64;
             let var = mean_sq - mean * mean;
             if var > FLAT_VARIANCE * mean_sq && var.is_finite() {
                 inv_std[j] = (1.0 / var.sqrt()) as f32;
             }
         }
-        ChannelNorm { inv_std }
+        ChannelNorm {
+            inv_std,
+            mean: means,
+        }
     }
 
     pub fn is_valid(&self, j: usize) -> bool {

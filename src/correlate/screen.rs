@@ -16,20 +16,46 @@
 /// threshold, and its neighbours, sorted and each once. `screened` holds
 /// the stack's values within `margin` of the exact ones.
 pub fn lags_to_recompute(screened: &[f32], threshold: f32, margin: f32) -> Vec<usize> {
-    let n = screened.len();
-    let mut lags: Vec<usize> = Vec::new();
-    for (k, &v) in screened.iter().enumerate() {
+    let above = (0..screened.len())
         // In f64: `threshold − margin` rounded in f32 could cut a lag that
         // lies just inside the bound.
-        if f64::from(v.abs()) + f64::from(margin) > f64::from(threshold) {
-            for j in k.saturating_sub(1)..(k + 2).min(n) {
-                if lags.last().map_or(true, |&l| l < j) {
-                    lags.push(j);
-                }
+        .filter(|&k| f64::from(screened[k].abs()) + f64::from(margin) > f64::from(threshold))
+        .collect();
+    with_neighbours(above, screened.len())
+}
+
+/// The screen's threshold on a device that compares `|v| > threshold`: the
+/// largest f32 not above `threshold − margin`, so that no lag within the
+/// bound is cut by rounding.
+pub fn lowered_threshold(threshold: f32, margin: f32) -> f32 {
+    let want = f64::from(threshold) - f64::from(margin);
+    let mut v = want as f32;
+    while f64::from(v) > want {
+        // One f32 step down (want is finite).
+        v = if v > 0.0 {
+            f32::from_bits(v.to_bits() - 1)
+        } else if v == 0.0 {
+            -f32::from_bits(1)
+        } else {
+            f32::from_bits(v.to_bits() + 1)
+        };
+    }
+    v
+}
+
+/// Lags `lags` (any order, repeats allowed) of a stack of `n` and their
+/// neighbours, sorted, each once.
+pub fn with_neighbours(mut lags: Vec<usize>, n: usize) -> Vec<usize> {
+    lags.sort_unstable();
+    let mut out: Vec<usize> = Vec::with_capacity(3 * lags.len());
+    for k in lags {
+        for j in k.saturating_sub(1)..(k + 2).min(n) {
+            if out.last().map_or(true, |&l| l < j) {
+                out.push(j);
             }
         }
     }
-    lags
+    out
 }
 
 /// Peak candidates of the exact stack, by [`crate::detect::find_peaks`]'s
@@ -130,6 +156,19 @@ mod tests {
         ) {
             check(n, seed, margin, threshold, trig_int);
         }
+    }
+
+    #[test]
+    fn the_lowered_threshold_keeps_every_lag_within_the_margin() {
+        for (t, m) in [(1.0f32, 0.1f32), (3.7, 0.0123), (0.05, 0.1), (2.0, 0.0)] {
+            let v = lowered_threshold(t, m);
+            assert!(f64::from(v) <= f64::from(t) - f64::from(m), "{t} {m}");
+            assert!(f64::from(v) > f64::from(t) - f64::from(m) - 1e-6, "{t} {m}");
+        }
+        assert_eq!(
+            with_neighbours(vec![5, 0, 5, 9], 10),
+            vec![0, 1, 4, 5, 6, 8, 9]
+        );
     }
 
     #[test]

@@ -168,12 +168,14 @@ impl LoadedDay {
     }
 }
 
-/// Read and process one day's data.
+/// Read and process one day's data; with `window_means` the normalization
+/// keeps each window's mean ([`Backend::needs_window_means`]).
 pub fn load_day(
     set: &TemplateSet,
     archive: &Archive,
     day: Day,
     params: &DetectParams,
+    window_means: bool,
 ) -> LoadedDay {
     let rate = set.rate;
     let m = set.len;
@@ -190,7 +192,14 @@ pub fn load_day(
         Some((first, end)) => stretch
             .channels
             .par_iter()
-            .map(|c| ChannelNorm::new(&c.data[first..end], &c.mask[first..end], m))
+            .map(|c| {
+                let (data, mask) = (&c.data[first..end], &c.mask[first..end]);
+                if window_means {
+                    ChannelNorm::with_mean(data, mask, m)
+                } else {
+                    ChannelNorm::new(data, mask, m)
+                }
+            })
             .collect(),
         None => Vec::new(),
     };
@@ -217,7 +226,7 @@ pub fn detect_day(
     detect_loaded(
         set,
         &NormalizedTemplates::new(set, params.template_shard),
-        &load_day(set, archive, day, params),
+        &load_day(set, archive, day, params, backend.needs_window_means()),
         params,
         backend,
         None,
@@ -236,7 +245,8 @@ pub fn detect_day_with_stacks(
     backend: &dyn Backend,
     inspect: &mut dyn FnMut(usize, Nanos, &[f32]),
 ) -> Result<DayResult> {
-    let loaded = load_day(set, archive, day, params);
+    // The stacks come from Backend::stack, in fp32.
+    let loaded = load_day(set, archive, day, params, false);
     let normalized = NormalizedTemplates::new(set, params.template_shard);
     detect_loaded(set, &normalized, &loaded, params, backend, Some(inspect))
 }
@@ -351,7 +361,7 @@ pub fn template_day(
         template_shard: Some(only),
         ..params.clone()
     };
-    let loaded = load_day(set, archive, day, &params);
+    let loaded = load_day(set, archive, day, &params, false);
     let (Some((first, end)), Some(view)) = (loaded.extent, loaded.view()) else {
         return Ok(None);
     };
@@ -626,7 +636,13 @@ mod tests {
         let normalized = NormalizedTemplates::new(&set, None);
         let params = DetectParams::default();
         let prepared = |day: &str| {
-            let loaded = load_day(&set, &archive, epoch::parse_day(day).unwrap(), &params);
+            let loaded = load_day(
+                &set,
+                &archive,
+                epoch::parse_day(day).unwrap(),
+                &params,
+                false,
+            );
             prepare(&set, &normalized, &loaded.stretch, None, &mut Vec::new())
         };
         let (a, b) = (prepared("2024-02-29"), prepared("2024-03-01"));

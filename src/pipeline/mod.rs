@@ -295,7 +295,13 @@ impl Shared<'_> {
     /// occurrence in the log.
     fn load(&self, backend: &dyn Backend, day: Day) -> (LoadedDay, Duration) {
         let t = Instant::now();
-        let loaded = load_day(self.set, self.archive, day, self.params);
+        let loaded = load_day(
+            self.set,
+            self.archive,
+            day,
+            self.params,
+            backend.needs_window_means(),
+        );
         if let Some(view) = loaded.view() {
             if let Err(e) = backend.prefetch(&view) {
                 self.progress.log(&format!(

@@ -272,3 +272,24 @@ fn version_names_the_commit_and_the_kernels() {
         format!("tmatch {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `--precision mixed` needs a GPU: on the CPU it is refused, not ignored;
+/// an unknown precision is refused by name.
+#[test]
+fn mixed_precision_on_the_cpu_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = build_templates(dir.path(), &[]);
+    let archive = samples().join("archive");
+    let out = dir.path().join("d.h5");
+    let err = detect(&t, s(&archive), s(&out))
+        .args(&["--device", "cpu", "--precision", "mixed"])
+        .run_fails();
+    assert!(err.contains("--precision mixed needs a CUDA GPU"), "{err}");
+    let bad = detect(&t, s(&archive), s(&out))
+        .args(&["--precision", "fp8"])
+        .run();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "a usage error: {err}");
+    assert!(err.contains("--precision fp8"), "{err}");
+    assert!(!out.exists(), "nothing written");
+}

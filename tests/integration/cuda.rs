@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use tmatch::correlate::cpu::CpuBackend;
 use tmatch::correlate::cuda::CudaBackend;
-use tmatch::correlate::{cuda_devices, host_peaks, Backend, PeakSpec, TemplatePeaks};
+use tmatch::correlate::{cuda_devices, host_peaks, Backend, PeakSpec, Precision, TemplatePeaks};
 use tmatch::detect::DetectParams;
 use tmatch::detect::{Detection, ThresholdType};
 use tmatch::epoch;
@@ -401,4 +401,75 @@ fn cuda_detects_what_the_cpu_detects_on_hinet() {
     // The CPU run meets EQcorrscan's 429 detections (hinet.rs); so must this.
     assert_eq!(cpu.detections.len(), 429);
     assert_same_detections(&cpu.detections, &got.detections, "hinet-s4");
+}
+
+/// `--precision mixed`: tensor cores screen, the lags near the threshold
+/// are recomputed as the fp32 kernel computes them, so the detections and
+/// their cc_sum are the fp32 path's bit for bit (the threshold comes from
+/// the screened stack, within its margin of fp32's). On the samples, in
+/// batches of 3 templates (groups across batches), and on the hinet day.
+#[test]
+fn cuda_mixed_precision_detects_what_fp32_detects() {
+    let test = "cuda_mixed_precision_detects_what_fp32_detects";
+    if cpu_stands_in() {
+        return skip_gpu_test(test, "the CPU has no mixed-precision kernel");
+    }
+    let Some(_) = gpu(test, None) else {
+        return;
+    };
+    let open = |precision, batch| {
+        let b = CudaBackend::new(0)
+            .unwrap()
+            .with_precision(precision)
+            .unwrap();
+        Box::new(match batch {
+            Some(n) => b.with_max_batch(n),
+            None => b,
+        }) as Box<dyn Backend>
+    };
+    let compare = |what: &str, fp32: &[Detection], mixed: &[Detection]| {
+        let key = |d: &Detection| (d.template, d.time, d.cc_sum.to_bits());
+        assert_eq!(
+            fp32.iter().map(key).collect::<Vec<_>>(),
+            mixed.iter().map(key).collect::<Vec<_>>(),
+            "{what}: mixed precision detections differ from fp32's"
+        );
+        let dthr = fp32
+            .iter()
+            .zip(mixed)
+            .map(|(a, b)| (a.threshold - b.threshold).abs())
+            .fold(0f32, f32::max);
+        eprintln!(
+            "{what}: {} detections, identical; max |d threshold| {dthr:.1e}",
+            fp32.len()
+        );
+    };
+    let (set, archive) = crate::days::setup();
+    let params = DetectParams {
+        threshold: 10.0,
+        ..Default::default()
+    };
+    let (fp32, mixed) = (open(Precision::Fp32, None), open(Precision::Mixed, Some(3)));
+    for day in ["2024-02-29", "2024-03-01", "2024-03-02"] {
+        let d = epoch::parse_day(day).unwrap();
+        let a = detect_day(&set, &archive, d, &params, fp32.as_ref()).unwrap();
+        let b = detect_day(&set, &archive, d, &params, mixed.as_ref()).unwrap();
+        compare(day, &a.detections, &b.detections);
+    }
+    let Some(shared) = shared() else {
+        return skip_gpu_test(test, "../shared (real data and reference) not found");
+    };
+    let (set, archive, params) = crate::hinet::setup(&shared);
+    let day = epoch::parse_day("2012-09-02").unwrap();
+    let a = detect_day(&set, &archive, day, &params, fp32.as_ref()).unwrap();
+    let b = detect_day(
+        &set,
+        &archive,
+        day,
+        &params,
+        open(Precision::Mixed, None).as_ref(),
+    )
+    .unwrap();
+    assert_eq!(a.detections.len(), 429);
+    compare("hinet-s4", &a.detections, &b.detections);
 }

@@ -9,12 +9,14 @@ use super::kernels::DayArgs;
 use crate::correlate::DayView;
 
 /// A day in device memory: `channels × len` samples, then `channels ×
-/// n_lags` values of 1/σ, in one buffer.
+/// n_lags` values of 1/σ, then as many window means where the day has them,
+/// in one buffer.
 pub struct DeviceDay {
     pub id: u64,
     channels: usize,
     len: usize,
     pub n_lags: usize,
+    has_mean: bool,
     buf: CudaSlice<f32>,
     /// Recorded on the copy stream after the copy: a compute stream waits
     /// on it before its first kernel reads the day.
@@ -27,11 +29,21 @@ impl DeviceDay {
         self.buf.len() * 4
     }
 
+    /// Whether the day carries its window means (the mixed kernel needs
+    /// them).
+    pub fn has_mean(&self) -> bool {
+        self.has_mean
+    }
+
     pub fn args(&self) -> DayArgs<'_> {
         let data = self.channels * self.len;
+        let lags = self.channels * self.n_lags;
         DayArgs {
             x: self.buf.slice(..data),
-            inv: self.buf.slice(data..data + self.channels * self.n_lags),
+            inv: self.buf.slice(data..data + lags),
+            mean: self
+                .has_mean
+                .then(|| self.buf.slice(data + lags..data + 2 * lags)),
             len: self.len,
             n_lags: self.n_lags,
         }
@@ -93,7 +105,8 @@ impl Days {
     /// device memory, on the copy stream.
     fn upload(&self, day: &DayView) -> Result<DeviceDay, DriverError> {
         let (c, len, n_lags) = (day.channels.len(), day.len, day.n_lags());
-        let need = (c * (len + n_lags)).max(1);
+        let has_mean = day.channels.iter().all(|ch| ch.norm.mean.len() == n_lags) && c > 0;
+        let need = (c * (len + n_lags * (1 + usize::from(has_mean)))).max(1);
         let mut staging = self.staging.lock().unwrap();
         if let Some(s) = staging.as_ref() {
             // The previous day's copy out of the buffer is complete before
@@ -120,6 +133,10 @@ impl Days {
                 "normalization of another template length"
             );
             host[c * len + i * n_lags..c * len + (i + 1) * n_lags].copy_from_slice(inv);
+            if has_mean {
+                let at = c * (len + n_lags) + i * n_lags;
+                host[at..at + n_lags].copy_from_slice(&ch.norm.mean);
+            }
         }
         // The day's part of the buffer (it has the largest day's length).
         // The copy is from page-locked memory, so it runs at full speed;
@@ -134,6 +151,7 @@ impl Days {
             channels: c,
             len,
             n_lags,
+            has_mean,
             buf,
             ready: self.copy.record_event(None)?,
         })

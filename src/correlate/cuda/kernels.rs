@@ -10,8 +10,11 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
+use crate::correlate::mixed::{SHARED_BYTES as MIXED_SHARED_BYTES, TILE as MIXED_TILE};
+
 const STACK_PTX: &str = include_str!("../../../kernels/ptx/stack.ptx");
 const DETECT_PTX: &str = include_str!("../../../kernels/ptx/detect.ptx");
+const MIXED_PTX: &str = include_str!("../../../kernels/ptx/mixed.ptx");
 
 /// Threads per block of every kernel but `radix_select` (THREADS in
 /// stack.cu, `__launch_bounds__` in detect.cu).
@@ -22,12 +25,12 @@ pub const STACK_LAGS: usize = 12;
 pub const STACK_TILE: usize = THREADS as usize * STACK_LAGS;
 /// Template samples per pass of `correlate_stack`'s inner loop and per
 /// staged chunk (STEP and CHUNK in stack.cu), and the data samples its
-/// per-tile offset is chosen from (PROBES): read by the kernel's CPU model.
+/// per-tile offset is chosen from (PROBES, in offset.cuh): read by the
+/// kernel's CPU model and the host's recomputation.
 #[cfg(test)]
 pub const STACK_STEP: usize = 16;
 #[cfg(test)]
 pub const STACK_CHUNK: usize = 256;
-#[cfg(test)]
 pub const STACK_PROBES: usize = 32;
 /// Bins of one radix pass (RADIX_BINS in detect.cu), and the passes as
 /// (shift, bits): 11 + 11 + 10 bits of a float.
@@ -38,19 +41,44 @@ const SCAN_PER_THREAD: usize = 32;
 
 pub struct Kernels {
     correlate_stack: CudaFunction,
+    correlate_stack_mixed: CudaFunction,
     radix_histogram: CudaFunction,
     radix_select: CudaFunction,
     candidates: CudaFunction,
 }
 
-/// The day in device memory as the stack kernel reads it.
+/// The day in device memory as the stack kernels read it.
 pub struct DayArgs<'a> {
     /// `channels × len` samples.
     pub x: CudaView<'a, f32>,
     /// `channels × n_lags` moving 1/σ.
     pub inv: CudaView<'a, f32>,
+    /// `channels × n_lags` moving window means, where the day has them (the
+    /// mixed kernel's error bound).
+    pub mean: Option<CudaView<'a, f32>>,
     pub len: usize,
     pub n_lags: usize,
+}
+
+/// A template batch in groups, in the layout of `correlate_stack_mixed`'s
+/// arguments (see mixed.cu and [`crate::correlate::mixed`]).
+pub struct MixedArgs {
+    pub groups: usize,
+    pub m: usize,
+    /// M rounded up to 16.
+    pub mp: usize,
+    /// fp16 bits, per entry `GROUP × mp`.
+    pub waves: CudaSlice<u16>,
+    pub entry_first: CudaSlice<i32>,
+    pub entry_chan: CudaSlice<i32>,
+    pub entry_min_pad: CudaSlice<i32>,
+    pub entry_tscale: CudaSlice<f32>,
+    pub slot_pad: CudaSlice<i32>,
+    pub slot_weight: CudaSlice<f32>,
+    pub member_row: CudaSlice<i32>,
+    pub member_max_pad: CudaSlice<i32>,
+    /// The error bound's coefficient for M.
+    pub coefficient: f32,
 }
 
 /// A template batch in device memory, in the layout of `correlate_stack`'s
@@ -125,12 +153,21 @@ impl Kernels {
                 )
             })
         };
-        let (stack, det) = (load(STACK_PTX)?, load(DETECT_PTX)?);
+        let (stack, det, mixed) = (load(STACK_PTX)?, load(DETECT_PTX)?, load(MIXED_PTX)?);
         let f = |m: &Arc<cudarc::driver::CudaModule>, name: &str| {
             m.load_function(name).map_err(|e| (name.to_string(), e))
         };
+        let correlate_stack_mixed = f(&mixed, "correlate_stack_mixed")?;
+        // Above 48 KiB of dynamic shared memory a kernel must opt in.
+        correlate_stack_mixed
+            .set_attribute(
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                MIXED_SHARED_BYTES as i32,
+            )
+            .map_err(|e| ("correlate_stack_mixed: shared memory".to_string(), e))?;
         Ok(Kernels {
             correlate_stack: f(&stack, "correlate_stack")?,
+            correlate_stack_mixed,
             radix_histogram: f(&det, "radix_histogram")?,
             radix_select: f(&det, "radix_select")?,
             candidates: f(&det, "candidates")?,
@@ -171,6 +208,57 @@ impl Kernels {
                 .arg(&b.max_pad)
                 .arg(&zero_tail)
                 .arg(stacks)
+                .launch(cfg)?;
+        }
+        Ok(())
+    }
+
+    /// `correlate_stack_mixed`: the screened stacks of the members of every
+    /// group of `b` into their rows of `stacks` (`rows × n_lags`) and each
+    /// row's error margin (bits of a float, raised with atomicMax: zeroed by
+    /// the caller) into `margin`.
+    pub fn correlate_stack_mixed(
+        &self,
+        stream: &CudaStream,
+        day: &DayArgs,
+        b: &MixedArgs,
+        zero_tail: bool,
+        stacks: &mut CudaSlice<f32>,
+        margin: &mut CudaSlice<u32>,
+    ) -> Result<(), DriverError> {
+        let mean = day.mean.as_ref().expect("a day loaded with window means");
+        let (n, n_lags) = (day.len as i64, day.n_lags as i64);
+        let (m, mp) = (b.m as i32, b.mp as i32);
+        let zero_tail = i32::from(zero_tail);
+        let mut cfg = grid(day.n_lags.div_ceil(MIXED_TILE), b.groups, 1);
+        cfg.shared_mem_bytes = MIXED_SHARED_BYTES as u32;
+        // SAFETY: the argument list is the kernel's signature (mixed.cu); the
+        // grid covers every lag and group, member rows index `stacks` and
+        // `margin` (rows × n_lags and rows), and the shared memory is what
+        // the kernel lays out (MIXED_SHARED_BYTES, opted in at load).
+        unsafe {
+            stream
+                .launch_builder(&self.correlate_stack_mixed)
+                .arg(&day.x)
+                .arg(&day.inv)
+                .arg(mean)
+                .arg(&n)
+                .arg(&n_lags)
+                .arg(&m)
+                .arg(&mp)
+                .arg(&b.waves)
+                .arg(&b.entry_first)
+                .arg(&b.entry_chan)
+                .arg(&b.entry_min_pad)
+                .arg(&b.entry_tscale)
+                .arg(&b.slot_pad)
+                .arg(&b.slot_weight)
+                .arg(&b.member_row)
+                .arg(&b.member_max_pad)
+                .arg(&b.coefficient)
+                .arg(&zero_tail)
+                .arg(stacks)
+                .arg(margin)
                 .launch(cfg)?;
         }
         Ok(())
@@ -240,8 +328,10 @@ impl Kernels {
         stacks: &CudaSlice<f32>,
         n_lags: usize,
         thr: &CudaSlice<f32>,
+        all: bool,
         scan: &mut ScanArgs,
     ) -> Result<(), DriverError> {
+        let all = i32::from(all);
         assert!(scan.count.len() == scan.rows.len() && scan.cap.len() == scan.rows.len());
         assert!(scan.lag.len() == scan.value.len());
         let n_lags64 = n_lags as i64;
@@ -255,6 +345,7 @@ impl Kernels {
                 .arg(stacks)
                 .arg(&n_lags64)
                 .arg(thr)
+                .arg(&all)
                 .arg(&scan.rows)
                 .arg(&scan.offset)
                 .arg(&scan.cap)

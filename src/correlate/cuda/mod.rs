@@ -23,6 +23,7 @@
 
 mod day;
 pub(super) mod kernels;
+pub(super) mod recompute;
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -30,10 +31,15 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DriverError};
 
-use super::{peaks_from_candidates, Backend, DayView, PeakSpec, StackTemplate, TemplatePeaks};
+use rayon::prelude::*;
+
+use super::mixed::{self, Precision};
+use super::{
+    peaks_from_candidates, screen, Backend, DayView, PeakSpec, StackTemplate, TemplatePeaks,
+};
 use crate::error::{Error, Result};
 use day::{Days, DeviceDay};
-use kernels::{BatchArgs, Kernels, ScanArgs, Selection, RADIX_BINS};
+use kernels::{BatchArgs, Kernels, MixedArgs, ScanArgs, Selection, RADIX_BINS};
 
 pub use kernels::embedded as embedded_kernels;
 
@@ -64,6 +70,9 @@ pub struct CudaBackend {
     days: Days,
     /// Templates per batch at most (the grid's limit, or [`MAX_BATCH_VAR`]).
     max_batch: usize,
+    /// Whether peaks are searched in stacks screened on tensor cores
+    /// (`--precision`); [`Backend::stack`] is always fp32.
+    mixed: bool,
     /// The streams serve one call at a time.
     busy: Mutex<()>,
 }
@@ -77,6 +86,8 @@ struct InFlight {
     /// Bits of the two middle values of each template's |stack| over the
     /// day (the same value twice for an odd count); none for an empty day.
     middles: Option<CudaSlice<u32>>,
+    /// Screened stacks: each template's error margin (bits of a float).
+    margins: Option<CudaSlice<u32>>,
 }
 
 /// A scanned row: its true number of candidates, and those that fitted.
@@ -179,8 +190,24 @@ impl CudaBackend {
             ctx,
             kernels,
             max_batch,
+            mixed: false,
             busy: Mutex::new(()),
         })
+    }
+
+    /// Search peaks with the stack kernel `precision` chooses for this GPU;
+    /// `mixed` on a GPU without tensor cores is refused.
+    pub fn with_precision(mut self, precision: Precision) -> Result<CudaBackend> {
+        let (major, minor) = self.ctx.compute_capability().map_err(|e| self.error(e))?;
+        self.mixed = precision.uses_mixed(major, minor);
+        if precision == Precision::Mixed && !self.mixed {
+            return Err(Error::Device(format!(
+                "--precision mixed: {} has compute capability {major}.{minor}; tensor cores \
+                 need 7.0 or later",
+                self.name
+            )));
+        }
+        Ok(self)
     }
 
     /// The GPU's fp32 peak in FLOP/s (an FMA counted as two): its
@@ -306,6 +333,94 @@ impl CudaBackend {
         })
     }
 
+    /// The template batch in groups for the mixed kernel, on `stream`: each
+    /// group's channel entries, the members' windows there scaled by a power
+    /// of two and rounded to fp16 (zeros past M and for empty slots).
+    fn upload_mixed(
+        stream: &Arc<CudaStream>,
+        templates: &[StackTemplate],
+        m: usize,
+    ) -> std::result::Result<MixedArgs, DriverError> {
+        let groups = mixed::group_templates(templates);
+        let mp = m.div_ceil(mixed::FRAG) * mixed::FRAG;
+        let mut waves: Vec<u16> = Vec::new();
+        let (mut first, mut chan, mut min_pad, mut tscale) = (vec![0i32], vec![], vec![], vec![]);
+        let (mut slot_pad, mut slot_weight) = (Vec::new(), Vec::new());
+        let (mut row, mut max_pad) = (Vec::new(), Vec::new());
+        for g in &groups {
+            for e in &g.channels {
+                let window = |s: usize| {
+                    e.slots[s].map(|(ci, _, _)| &templates[g.members[s]].channels[ci].waveform)
+                };
+                let max = (0..e.slots.len())
+                    .filter_map(window)
+                    .flat_map(|w| w.iter())
+                    .fold(0f32, |a, v| a.max(v.abs()));
+                let scale = mixed::scale_for(max);
+                for s in 0..mixed::GROUP {
+                    let w = if s < e.slots.len() { window(s) } else { None };
+                    waves.extend((0..mp).map(|i| match w {
+                        Some(w) if i < m => half::f16::from_f32(w[i] * scale).to_bits(),
+                        _ => 0,
+                    }));
+                    let slot = e.slots.get(s).copied().flatten();
+                    slot_pad.push(slot.map_or(-1, |(_, p, _)| p as i32));
+                    slot_weight.push(slot.map_or(0.0, |(_, _, w)| w));
+                }
+                chan.push(e.channel as i32);
+                min_pad.push(e.min_pad as i32);
+                tscale.push(scale);
+            }
+            first.push(chan.len() as i32);
+            for s in 0..mixed::GROUP {
+                let t = g.members.get(s);
+                row.push(t.map_or(-1, |&t| t as i32));
+                max_pad.push(t.map_or(0, |&t| templates[t].max_pad() as i32));
+            }
+        }
+        Ok(MixedArgs {
+            groups: groups.len(),
+            m,
+            mp,
+            waves: stream.clone_htod(&waves)?,
+            entry_first: stream.clone_htod(&first)?,
+            entry_chan: stream.clone_htod(&chan)?,
+            entry_min_pad: stream.clone_htod(&min_pad)?,
+            entry_tscale: stream.clone_htod(&tscale)?,
+            slot_pad: stream.clone_htod(&slot_pad)?,
+            slot_weight: stream.clone_htod(&slot_weight)?,
+            member_row: stream.clone_htod(&row)?,
+            member_max_pad: stream.clone_htod(&max_pad)?,
+            coefficient: mixed::channel_error_coefficient(m) as f32,
+        })
+    }
+
+    /// Enqueue the screened stacks of `templates` and their error margins on
+    /// `stream`, after the day's copy.
+    fn launch_stack_mixed(
+        &self,
+        day: &DeviceDay,
+        templates: &[StackTemplate],
+        m: usize,
+        stream: &Arc<CudaStream>,
+    ) -> std::result::Result<(CudaSlice<f32>, CudaSlice<u32>), DriverError> {
+        let batch = Self::upload_mixed(stream, templates, m)?;
+        // SAFETY: every template is a member of one group, and the kernel
+        // writes every lag of every member.
+        let mut stacks = unsafe { stream.alloc::<f32>(templates.len() * day.n_lags) }?;
+        let mut margins = stream.alloc_zeros::<u32>(templates.len())?;
+        stream.wait(&day.ready)?;
+        self.kernels.correlate_stack_mixed(
+            stream,
+            &day.args(),
+            &batch,
+            true,
+            &mut stacks,
+            &mut margins,
+        )?;
+        Ok((stacks, margins))
+    }
+
     /// Enqueue the stacks of `templates` on `stream`, after the day's copy.
     fn launch_stack(
         &self,
@@ -338,7 +453,14 @@ impl CudaBackend {
     ) -> std::result::Result<InFlight, DriverError> {
         let (compute, stream) = (&self.compute[turn], &self.detect[turn]);
         let batch = &templates[range.clone()];
-        let stacks = self.launch_stack(day, batch, m, compute, true)?;
+        // A day loaded without window means (not through `load_day` with
+        // this backend's needs) is stacked in fp32: slower, as exact.
+        let (stacks, margins) = if self.mixed && day.has_mean() {
+            let (s, margins) = self.launch_stack_mixed(day, batch, m, compute)?;
+            (s, Some(margins))
+        } else {
+            (self.launch_stack(day, batch, m, compute, true)?, None)
+        };
         // The detection stream reads the stacks once they are made.
         stream.wait(&compute.record_event(None)?)?;
         let middles = if spec.day.start < spec.day.end {
@@ -371,6 +493,7 @@ impl CudaBackend {
             templates: range,
             stacks,
             middles,
+            margins,
         })
     }
 
@@ -383,6 +506,7 @@ impl CudaBackend {
         b: &InFlight,
         n_lags: usize,
         thr: &CudaSlice<f32>,
+        all: bool,
         rows: &[u32],
         caps: &[usize],
     ) -> std::result::Result<Vec<Scanned>, DriverError> {
@@ -393,7 +517,7 @@ impl CudaBackend {
         while at < rows.len() {
             let n = scan_group(&caps[at..], budget);
             let group = at..at + n;
-            match self.scan_once(b, n_lags, thr, &rows[group.clone()], &caps[group]) {
+            match self.scan_once(b, n_lags, thr, all, &rows[group.clone()], &caps[group]) {
                 Ok(found) => {
                     out.extend(found);
                     at += n;
@@ -414,6 +538,7 @@ impl CudaBackend {
         b: &InFlight,
         n_lags: usize,
         thr: &CudaSlice<f32>,
+        all: bool,
         rows: &[u32],
         caps: &[usize],
     ) -> std::result::Result<Vec<Scanned>, DriverError> {
@@ -432,7 +557,7 @@ impl CudaBackend {
             value: unsafe { s.alloc::<f32>(total.max(1)) }?,
         };
         self.kernels
-            .candidates(s, &b.stacks, n_lags, thr, &mut scan)?;
+            .candidates(s, &b.stacks, n_lags, thr, all, &mut scan)?;
         let counts = s.clone_dtoh(&scan.count)?;
         let (lags, values) = (s.clone_dtoh(&scan.lag)?, s.clone_dtoh(&scan.value)?);
         s.synchronize()?;
@@ -483,9 +608,28 @@ impl CudaBackend {
             .zip(&mads)
             .map(|(t, &mad)| spec.threshold_for(mad, t.channels.len()))
             .collect();
-        let thr = s.clone_htod(&thresholds)?;
+        // Screened stacks: every lag whose fp32 value may pass, whatever
+        // its neighbours.
+        let margins: Option<Vec<f32>> = match &b.margins {
+            Some(d) => {
+                let bits = s.clone_dtoh(d)?;
+                s.synchronize()?;
+                Some(bits.into_iter().map(f32::from_bits).collect())
+            }
+            None => None,
+        };
+        let scan_at: Vec<f32> = match &margins {
+            Some(margins) => thresholds
+                .iter()
+                .zip(margins)
+                .map(|(&t, &m)| screen::lowered_threshold(t, m))
+                .collect(),
+            None => thresholds.clone(),
+        };
+        let all = margins.is_some();
+        let thr = s.clone_htod(&scan_at)?;
         let rows: Vec<u32> = (0..nt as u32).collect();
-        let mut found = self.scan(&b, n_lags, &thr, &rows, &vec![FIRST_CANDIDATES; nt])?;
+        let mut found = self.scan(&b, n_lags, &thr, all, &rows, &vec![FIRST_CANDIDATES; nt])?;
         let (over, counts): (Vec<u32>, Vec<usize>) = found
             .iter()
             .enumerate()
@@ -493,19 +637,26 @@ impl CudaBackend {
             .map(|(r, f)| (r as u32, f.0))
             .unzip();
         if !over.is_empty() {
-            let again = self.scan(&b, n_lags, &thr, &over, &counts)?;
+            let again = self.scan(&b, n_lags, &thr, all, &over, &counts)?;
             for (&r, f) in over.iter().zip(again) {
                 found[r as usize] = f;
             }
         }
         Ok(batch
-            .iter()
+            .par_iter()
             .zip(found)
             .enumerate()
-            .map(|(i, (t, (_, cand)))| TemplatePeaks {
-                mad: mads[i],
-                threshold: thresholds[i],
-                peaks: peaks_from_candidates(day, t, spec, cand),
+            .map(|(i, (t, (_, cand)))| {
+                let cand = if all {
+                    exact_candidates(day, t, &cand, thresholds[i])
+                } else {
+                    cand
+                };
+                TemplatePeaks {
+                    mad: mads[i],
+                    threshold: thresholds[i],
+                    peaks: peaks_from_candidates(day, t, spec, cand),
+                }
             })
             .collect())
     }
@@ -560,6 +711,25 @@ impl CudaBackend {
         }
         in_flight.into_iter().try_for_each(finish)
     }
+}
+
+/// The peak candidates of `t`'s fp32 stack from the lags its screened stack
+/// left (`screened`, with their screened values): those lags and their
+/// neighbours recomputed in fp32 on the host, as the fp32 kernel computes
+/// them, and the peak rule applied to them (`screen`).
+fn exact_candidates(
+    day: &DayView,
+    t: &StackTemplate,
+    screened: &[(usize, f32)],
+    threshold: f32,
+) -> Vec<(usize, f32)> {
+    let n_lags = day.n_lags();
+    let lags = screen::with_neighbours(screened.iter().map(|c| c.0).collect(), n_lags);
+    let values: Vec<f32> = lags
+        .iter()
+        .map(|&k| recompute::stack_at(day, t, k))
+        .collect();
+    screen::exact_candidates(&lags, &values, n_lags, threshold, |_| true)
 }
 
 impl Backend for CudaBackend {
@@ -638,6 +808,10 @@ impl Backend for CudaBackend {
 
     fn prefetch(&self, day: &DayView) -> Result<()> {
         self.device_day(day).map(|_| ())
+    }
+
+    fn needs_window_means(&self) -> bool {
+        self.mixed
     }
 }
 
