@@ -8,8 +8,10 @@
 //! copies the day in. Reported in template-channel-samples per second (one
 //! template channel correlated at one lag), in fp32 TFLOP/s (2·M FLOP per
 //! template-channel-sample, what a direct correlation does) and, on a GPU,
-//! as a fraction of its fp32 peak. Then the scale check: `--scale`
-//! templates (5,000 by default on a GPU) over one hour at M = 400.
+//! as a fraction of its fp32 peak; on a GPU with tensor cores also with
+//! `--precision mixed`, as a fraction of its dense fp16 tensor peak. Then
+//! the scale check: `--scale` templates (5,000 by default on a GPU) over
+//! one hour at M = 400.
 //! Without `--device` every backend present is measured, the CPU with
 //! fewer templates (its rate does not depend on their number).
 
@@ -22,7 +24,7 @@ use tmatch::correlate::cpu::CpuBackend;
 use tmatch::correlate::cuda::CudaBackend;
 use tmatch::correlate::{
     cuda_devices, normalize_template, Backend, ChannelNorm, DayChannel, DayView, PeakSpec,
-    StackChannel, StackTemplate,
+    Precision, StackChannel, StackTemplate,
 };
 use tmatch::detect::ThresholdType;
 
@@ -90,7 +92,13 @@ fn measure(backend: &dyn Backend, hours: f64, m: usize, n_tmpl: usize) -> (f64, 
     let mask = vec![true; n];
     let norms: Vec<ChannelNorm> = x
         .par_iter()
-        .map(|x| ChannelNorm::new(x, &mask, m))
+        .map(|x| {
+            if backend.needs_window_means() {
+                ChannelNorm::with_mean(x, &mask, m)
+            } else {
+                ChannelNorm::new(x, &mask, m)
+            }
+        })
         .collect();
     let view = DayView::new(
         x.iter()
@@ -116,10 +124,13 @@ fn measure(backend: &dyn Backend, hours: f64, m: usize, n_tmpl: usize) -> (f64, 
     (secs, (view.n_lags() * CHANNELS * n_tmpl) as f64)
 }
 
-fn report(name: &str, what: &str, m: usize, secs: f64, work: f64, peak: Option<f64>) {
+/// A peak to compare with: its FLOP/s and what it is.
+type Peak = Option<(f64, &'static str)>;
+
+fn report(name: &str, what: &str, m: usize, secs: f64, work: f64, peak: Peak) {
     let flops = 2.0 * m as f64 * work / secs;
-    let of_peak = peak.map_or(String::new(), |p| {
-        format!("  {:5.1} % of fp32 peak", 100.0 * flops / p)
+    let of_peak = peak.map_or(String::new(), |(p, kind)| {
+        format!("  {:5.1} % of {kind} peak", 100.0 * flops / p)
     });
     println!(
         "{name:<28} {what:<22} M={m:<4} {secs:8.2} s  {:8.3} G tcs/s  {:7.2} TFLOP/s{of_peak}",
@@ -133,7 +144,7 @@ fn main() {
     let want = |d: &str| a.device.as_deref().map_or(true, |w| w == d);
     // Each backend with its fp32 peak and its numbers of templates for the
     // day and for the scale check.
-    type Measured = (Box<dyn Backend>, Option<f64>, usize, usize);
+    type Measured = (Box<dyn Backend>, Peak, usize, usize);
     let mut backends: Vec<Measured> = Vec::new();
     if want("cpu") {
         backends.push((Box::new(CpuBackend::new()), None, 8, 50));
@@ -146,7 +157,21 @@ fn main() {
                 if let Some(p) = peak {
                     println!("{}: fp32 peak {:.1} TFLOP/s", b.name(), p / 1e12);
                 }
-                backends.push((Box::new(b), peak, 100, 5000));
+                let tensor = b.tensor_peak();
+                if let Some(p) = tensor {
+                    println!(
+                        "{}: dense fp16 tensor peak {:.1} TFLOP/s",
+                        b.name(),
+                        p / 1e12
+                    );
+                }
+                backends.push((Box::new(b), peak.map(|p| (p, "fp32")), 100, 5000));
+                match CudaBackend::new(0).and_then(|b| b.with_precision(Precision::Mixed)) {
+                    Ok(b) => {
+                        backends.push((Box::new(b), tensor.map(|p| (p, "fp16 tensor")), 100, 5000))
+                    }
+                    Err(e) => println!("no mixed precision measured ({e})"),
+                }
             }
             r => println!("no CUDA device measured ({r:?})"),
         }

@@ -200,6 +200,9 @@ impl CudaBackend {
     pub fn with_precision(mut self, precision: Precision) -> Result<CudaBackend> {
         let (major, minor) = self.ctx.compute_capability().map_err(|e| self.error(e))?;
         self.mixed = precision.uses_mixed(major, minor);
+        if self.mixed {
+            self.name.push_str(", mixed precision");
+        }
         if precision == Precision::Mixed && !self.mixed {
             return Err(Error::Device(format!(
                 "--precision mixed: {} has compute capability {major}.{minor}; tensor cores \
@@ -225,6 +228,26 @@ impl CudaBackend {
         let sms = at(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as f64;
         let khz = at(CU_DEVICE_ATTRIBUTE_CLOCK_RATE)? as f64;
         Some(sms * lanes * 2.0 * khz * 1e3)
+    }
+
+    /// The GPU's dense fp16 tensor-core peak with fp32 accumulation in
+    /// FLOP/s: multiprocessors × FMA per clock per multiprocessor × 2 × its
+    /// highest clock, with 512 FMA per clock for sm_70 (V100: 125 TFLOP/s),
+    /// 1,024 for sm_80 (A100: 312) and 2,048 for sm_90 (H100/H200: 989), as
+    /// NVIDIA's data-centre whitepapers give them. `None` for other
+    /// architectures (consumer parts accumulate fp32 at other rates).
+    pub fn tensor_peak(&self) -> Option<f64> {
+        use sys::CUdevice_attribute::*;
+        let at = |a| self.ctx.attribute(a).ok();
+        let fma = match self.ctx.compute_capability().ok()? {
+            (7, 0) => 512.0,
+            (8, 0) => 1024.0,
+            (9, 0) => 2048.0,
+            _ => return None,
+        };
+        let sms = at(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as f64;
+        let khz = at(CU_DEVICE_ATTRIBUTE_CLOCK_RATE)? as f64;
+        Some(sms * fma * 2.0 * khz * 1e3)
     }
 
     /// At most `n` templates per batch (at least one): tests run many
