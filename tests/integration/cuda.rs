@@ -347,21 +347,48 @@ fn cuda_command_line_matches_the_cpu_over_several_generated_days() {
         "-o",
         s(&t),
     ]);
-    let detect = |device: &str, batch: Option<&str>| {
-        let out = dir.path().join(format!("{device}-{}.h5", batch.is_some()));
-        let mut d = Detect::new(s(&t), &p("archive"), "2024-01-01..2024-01-03", s(&out))
-            .args(&["--memory", "0.02", "--device", device]);
+    let detect = |device: &str, batch: Option<&str>, precision: &str| {
+        let out = dir
+            .path()
+            .join(format!("{device}-{}-{precision}.h5", batch.is_some()));
+        let mut d = Detect::new(s(&t), &p("archive"), "2024-01-01..2024-01-03", s(&out)).args(&[
+            "--memory",
+            "0.02",
+            "--device",
+            device,
+            "--precision",
+            precision,
+        ]);
         if let Some(b) = batch {
             d = d.env(tmatch::correlate::cuda::MAX_BATCH_VAR, b);
         }
         eprint!("{}", d.run_ok());
         output::read(&out).unwrap()
     };
-    let cpu = detect("cpu", None);
-    let gpu = detect(device_arg(), Some("7"));
+    let cpu = detect("cpu", None, "auto");
+    let gpu = detect(device_arg(), Some("7"), "auto");
     assert!(cpu.rows.len() > 100, "{} detections", cpu.rows.len());
     assert!(gpu.days.iter().all(|d| d.device.starts_with(device_arg())));
     assert_same_rows(&cpu, &gpu, "3 generated days");
+    if !cpu_stands_in() {
+        // Tensor cores screen: the fp32 path's detections, cc_sum bit for bit.
+        let fp32 = detect("cuda", Some("7"), "fp32");
+        let mixed = detect("cuda", Some("7"), "mixed");
+        let key = |r: &output::DetectionRow| (r.template, r.time_ns, r.cc_sum.to_bits());
+        assert_eq!(
+            fp32.rows.iter().map(key).collect::<Vec<_>>(),
+            mixed.rows.iter().map(key).collect::<Vec<_>>(),
+            "3 generated days: --precision mixed differs from fp32"
+        );
+        assert!(mixed
+            .days
+            .iter()
+            .all(|d| d.device.contains("mixed precision")));
+        eprintln!(
+            "3 generated days: {} detections with --precision mixed, as fp32's",
+            mixed.rows.len()
+        );
+    }
 }
 
 /// The same on the sample set, through the command line.
