@@ -3,9 +3,9 @@
 //! The modules stand on floors; each uses only those on floors below it
 //! (and its neighbours on the same floor):
 //!
-//! 1. [`epoch`], [`error`], [`checksum`], [`h5`], [`problem`]: time,
-//!    errors, hashing, HDF5 helpers, the problems a day can have;
-//!    [`events`]: declustering and the catalogue writers;
+//! 1. [`epoch`], [`error`], [`checksum`], [`h5`], [`problem`], [`timing`]:
+//!    time, errors, hashing, HDF5 helpers, the problems a day can have,
+//!    stage timers; [`events`]: declustering and the catalogue writers;
 //! 2. [`archive`], [`preprocess`], [`catalog`]: the inputs read and the one
 //!    processing recipe;
 //! 3. [`stretch`], [`shard`], [`synth`]: continuous data loaded onto one
@@ -56,5 +56,7 @@ pub mod stretch;
 pub mod synth;
 // Template sets: built from a catalog, read and written as templates.h5.
 pub mod templates;
+// Thread-seconds per pipeline stage (`tmatch detect --timing`).
+pub mod timing;
 
 pub use error::{Error, Result};

@@ -18,6 +18,7 @@ use tmatch::pipeline;
 use tmatch::preprocess::Recipe;
 use tmatch::shard::Shard;
 use tmatch::templates::{self, BuildOptions, Phases, TemplateSet};
+use tmatch::timing;
 use tmatch::{catalog, epoch, events, output, plot, synth};
 
 /// `tmatch --version`: the version, the commit it was built from, and
@@ -336,6 +337,10 @@ struct DetectArgs {
     /// Replace an existing output file.
     #[arg(long)]
     overwrite: bool,
+    /// Print at the end where the time went: thread-seconds per stage
+    /// (reading, preprocessing, transforms, stacking, median, peaks, ...).
+    #[arg(long)]
+    timing: bool,
 }
 
 #[derive(Args)]
@@ -690,6 +695,10 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if a.timing {
+        timing::enable();
+    }
+    let t0 = std::time::Instant::now();
     let s = pipeline::run(
         &run.set,
         &run.archive,
@@ -700,6 +709,10 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         &stop,
     )?;
     drop(writer);
+    if a.timing {
+        let threads = rayon::current_num_threads();
+        eprintln!("{}", timing::table(t0.elapsed(), threads));
+    }
     report_run(&a.output, &s, signal.load(Ordering::SeqCst))
 }
 

@@ -8,6 +8,7 @@ use crate::archive::{Archive, RawTrace};
 use crate::epoch::{sample_time, Nanos, NS_PER_S};
 use crate::preprocess::{self, Recipe};
 use crate::problem::Problem;
+use crate::timing::{self, Stage};
 
 /// Extra data read on each side when filtering or resampling, so that the
 /// edge transients of the processing stay outside the stretch that is used.
@@ -145,7 +146,10 @@ fn load_channel(
         part: None,
         problems,
     };
-    let raw = match archive.read(id, start - margin, end + margin) {
+    let reading = timing::start(Stage::Read);
+    let read = archive.read(id, start - margin, end + margin);
+    drop(reading);
+    let raw = match read {
         Ok(Some(raw)) => raw,
         Ok(None) => return unused(vec![Problem::no_data(id)]),
         Err(e) => return unused(vec![Problem::Archive(e.to_string())]),
@@ -168,7 +172,9 @@ fn load_channel(
         problems.push(Problem::no_data(id));
         return unused(problems);
     }
+    let processing = timing::start(Stage::Preprocess);
     let p = preprocess::process(&raw, recipe, sample_time(start, a as i64, rate), b - a);
+    drop(processing);
     if !p.mask.iter().any(|&m| m) {
         problems.push(Problem::no_data(id));
         return unused(problems);

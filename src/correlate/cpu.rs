@@ -17,6 +17,7 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::{Backend, DayView, StackTemplate};
 use crate::error::Result;
+use crate::timing::{self, Stage};
 
 /// Spectra of one segment of blocks are kept under this many bytes: within
 /// the last-level cache, so that every template of a batch finds them there.
@@ -190,6 +191,7 @@ impl Backend for CpuBackend {
         let tspec: Vec<Vec<Vec<Complex<f32>>>> = templates
             .par_iter()
             .map(|t| {
+                let _t = timing::start(Stage::TemplateSpectra);
                 t.channels
                     .iter()
                     .map(|c| plan.template_spectrum(&c.waveform))
@@ -280,6 +282,7 @@ impl<'a> Segment<'a> {
             .for_each_init(
                 || (plan.r2c.make_input_vec(), plan.r2c.make_scratch_vec()),
                 |(input, scratch), (i, out)| {
+                    let _t = timing::start(Stage::Forward);
                     let (b, c) = at(i);
                     let x = day.channels[c].data;
                     let (start, end) = (b * s, (b * s + plan.l).min(x.len()));
@@ -328,6 +331,7 @@ impl<'a> Segment<'a> {
                     continue;
                 }
                 let xs = &self.spectra[block * bins..(block + 1) * bins];
+                let t = timing::start(Stage::Multiply);
                 plan.simd.multiply(&mut w.product, xs, ts);
                 // Real input: the DC bin (and the Nyquist bin of an even
                 // length) is real.
@@ -335,9 +339,13 @@ impl<'a> Segment<'a> {
                 if plan.l % 2 == 0 {
                     w.product[bins - 1].im = 0.0;
                 }
+                drop(t);
+                let t = timing::start(Stage::Inverse);
                 plan.c2r
                     .process_with_scratch(&mut w.product, &mut w.out, &mut w.fft)
                     .expect("buffer sizes from the plan");
+                drop(t);
+                let _t = timing::start(Stage::Stack);
                 let inv = &self.day.channels[c.channel].norm.inv_std[j0..j0 + valid];
                 let dst = &mut stack[k0..k0 + valid - skip];
                 plan.simd

@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 use crate::detect::{self, ThresholdType};
 use crate::error::Result;
+use crate::timing::{self, Stage};
 
 /// One preprocessed channel of the day: samples with gaps zeroed, and the
 /// moving normalization for windows of the template length.
@@ -242,11 +243,14 @@ pub fn host_peaks<B: Backend + ?Sized>(
         out.par_extend(chunk.par_iter().zip(stacks.par_iter()).map_init(
             Vec::new,
             |buf, (t, stack)| {
+                let median = timing::start(Stage::Median);
                 let mad = if spec.day.start < spec.day.end {
                     detect::median_abs_with(&stack[spec.day.clone()], buf)
                 } else {
                     0.0
                 };
+                drop(median);
+                let _t = timing::start(Stage::Peaks);
                 let threshold = spec.threshold_for(mad, t.channels.len());
                 let peaks = detect::find_peaks(stack, threshold, spec.trig_int, |k| {
                     channels_used(day, t, k) >= spec.min_channels

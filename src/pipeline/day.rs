@@ -22,6 +22,7 @@ use crate::problem::Problem;
 use crate::shard::Shard;
 use crate::stretch::{self, Stretch};
 use crate::templates::TemplateSet;
+use crate::timing::{self, Stage};
 
 #[derive(Debug, Clone, Default)]
 pub struct DayResult {
@@ -193,6 +194,7 @@ pub fn load_day(
             .channels
             .par_iter()
             .map(|c| {
+                let _t = timing::start(Stage::Normalize);
                 let (data, mask) = (&c.data[first..end], &c.mask[first..end]);
                 if window_means {
                     ChannelNorm::with_mean(data, mask, m)
@@ -473,6 +475,7 @@ fn channel_picks(
     k: usize,
     shift: usize,
 ) -> Vec<ChannelPick> {
+    let _t = timing::start(Stage::ChannelCc);
     t.channels
         .iter()
         .zip(template_channel)

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::output::{DayState, DayStatus, Writer};
 use crate::problem::{self, Problem};
 use crate::templates::TemplateSet;
+use crate::timing::{self, Stage};
 
 /// Totals of a run.
 #[derive(Debug, Default, Clone)]
@@ -373,6 +374,7 @@ impl Shared<'_> {
     }
 
     fn write(&self, status: &DayStatus, detections: &[Detection]) -> Result<()> {
+        let _t = timing::start(Stage::Write);
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
