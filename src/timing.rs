@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The stages of a day of detection, in pipeline order.
@@ -70,7 +71,31 @@ impl Stage {
 }
 
 static ON: AtomicBool = AtomicBool::new(false);
-static NANOS: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
+
+/// Nanoseconds per stage, one array per thread: threads never write the
+/// same cache line (a shared counter, bounced between cores millions of
+/// times a day, cost more than the timers themselves).
+type Counters = [AtomicU64; 12];
+
+/// Every thread's counters, for the table.
+static THREADS: Mutex<Vec<Arc<Counters>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static MINE: Arc<Counters> = {
+        let c = Arc::new([const { AtomicU64::new(0) }; 12]);
+        THREADS.lock().unwrap_or_else(|e| e.into_inner()).push(c.clone());
+        c
+    };
+}
+
+fn total(stage: Stage) -> u64 {
+    THREADS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|c| c[stage as usize].load(Ordering::Relaxed))
+        .sum()
+}
 
 /// Start counting (for the rest of the process).
 pub fn enable() {
@@ -91,7 +116,7 @@ impl Drop for Timer {
     fn drop(&mut self) {
         if let Some((stage, t0)) = self.0 {
             let ns = t0.elapsed().as_nanos() as u64;
-            NANOS[stage as usize].fetch_add(ns, Ordering::Relaxed);
+            MINE.with(|c| c[stage as usize].fetch_add(ns, Ordering::Relaxed));
         }
     }
 }
@@ -109,12 +134,7 @@ pub fn table(wall: Duration, threads: usize) -> Table {
     Table {
         stages: Stage::ALL
             .iter()
-            .map(|&s| {
-                (
-                    s,
-                    Duration::from_nanos(NANOS[s as usize].load(Ordering::Relaxed)),
-                )
-            })
+            .map(|&s| (s, Duration::from_nanos(total(s))))
             .collect(),
         wall,
         threads,
@@ -159,8 +179,7 @@ mod tests {
     fn timers_count_only_when_enabled() {
         // Off: nothing counted.
         drop(start(Stage::Write));
-        let before = NANOS[Stage::Write as usize].load(Ordering::Relaxed);
-        assert_eq!(before, 0);
+        assert_eq!(total(Stage::Write), 0);
         enable();
         {
             let _t = start(Stage::Write);
