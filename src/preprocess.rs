@@ -221,7 +221,7 @@ fn on_output_grid(raw: &RawTrace, a: usize, b: usize, rate: f64, start: Nanos) -
 }
 
 /// Runs of `true` in a mask, as `(start, end)` half-open ranges.
-fn runs(mask: &[bool]) -> Vec<(usize, usize)> {
+pub fn runs(mask: &[bool]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < mask.len() {

@@ -170,19 +170,11 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::correlate::test_support::{noise, TemplateChannel};
     use crate::correlate::{mixed, naive, normalize_template, ChannelNorm};
 
     /// Standard deviation of [`noise`].
     const SIGMA: f32 = 1.154_700_5; // sqrt(4 / 3)
-
-    /// Band-limited noise: a moving sum of 4 uniform samples in [−1, 1).
-    fn noise(r: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-        let white: Vec<f32> = (0..n + 3).map(|_| r.gen_range(-1.0..1.0)).collect();
-        (0..n).map(|i| white[i..i + 4].iter().sum()).collect()
-    }
-
-    /// (channel, pad, weight, raw waveform).
-    type TemplateChannel = (usize, usize, f32, Vec<f32>);
 
     /// A day and templates, with the kernel's arguments made from them as
     /// `launch_stack` makes them.
@@ -335,8 +327,7 @@ mod tests {
     #[test]
     fn the_host_recomputation_is_the_kernel_bit_for_bit() {
         use crate::correlate::cuda::recompute::stack_at;
-        use crate::correlate::{DayChannel, DayView, StackChannel, StackTemplate};
-        use std::sync::Arc;
+        use crate::correlate::test_support::{day_view, norms, stack_template};
         for (seed, n, m) in [
             (40, 2 * TILE + 300, 128),
             (41, TILE + 77, 200),
@@ -345,33 +336,10 @@ mod tests {
             let n_lags = n + 1 - m;
             let c = case(seed, n, m, -100.0, &[0, 7, TILE + 13, n_lags - 1]);
             let model = c.model(true, true);
-            let norms: Vec<ChannelNorm> = c
-                .data
-                .iter()
-                .zip(&c.masks)
-                .map(|(x, k)| ChannelNorm::new(x, k, m))
-                .collect();
-            let day = DayView::new(
-                c.data
-                    .iter()
-                    .zip(&norms)
-                    .map(|(data, norm)| DayChannel { data, norm })
-                    .collect(),
-                n,
-                m,
-            );
+            let norms = norms(&c.data, &c.masks, m);
+            let day = day_view(&c.data, &norms, m);
             for (t, want) in c.templates.iter().zip(&model) {
-                let t = StackTemplate {
-                    channels: t
-                        .iter()
-                        .map(|(ch, pad, weight, raw)| StackChannel {
-                            channel: *ch,
-                            pad: *pad,
-                            weight: *weight,
-                            waveform: Arc::from(normalize_template(raw).unwrap()),
-                        })
-                        .collect(),
-                };
+                let t = stack_template(t);
                 for (k, w) in want.iter().enumerate() {
                     assert_eq!(
                         stack_at(&day, &t, k).to_bits(),

@@ -211,27 +211,15 @@ fn products(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
     use crate::correlate::cuda::recompute::stack_at;
     use crate::correlate::mixed::group_templates;
-    use crate::correlate::{
-        naive, normalize_template, screen, ChannelNorm, DayChannel, DayView, StackChannel,
-    };
+    use crate::correlate::test_support::{day_view, noise, norms, stack_template, TemplateChannel};
+    use crate::correlate::{naive, normalize_template, screen, ChannelNorm};
     use crate::detect::{decluster, find_peaks, median_abs_with};
-
-    /// Band-limited noise: a moving sum of 4 uniform samples in [−1, 1).
-    fn noise(r: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-        let white: Vec<f32> = (0..n + 3).map(|_| r.gen_range(-1.0..1.0)).collect();
-        (0..n).map(|i| white[i..i + 4].iter().sum()).collect()
-    }
-
-    /// (channel, pad, weight, raw waveform).
-    type TemplateChannel = (usize, usize, f32, Vec<f32>);
 
     /// A day of `channels` channels of noise at `scale` on an offset of
     /// `offset` σ, with a gap and a flat stretch on odd channels, and
@@ -314,20 +302,7 @@ mod tests {
         }
 
         fn templates(&self) -> Vec<StackTemplate> {
-            self.raw
-                .iter()
-                .map(|t| StackTemplate {
-                    channels: t
-                        .iter()
-                        .map(|(c, p, w, raw)| StackChannel {
-                            channel: *c,
-                            pad: *p,
-                            weight: *w,
-                            waveform: Arc::from(normalize_template(raw).unwrap()),
-                        })
-                        .collect(),
-                })
-                .collect()
+            self.raw.iter().map(|t| stack_template(t)).collect()
         }
 
         /// Moving window mean of each channel, as f32 (the bound's input).
@@ -465,21 +440,8 @@ mod tests {
             let c = case(seed, 3000, 120, scale, offset, 17, 200);
             let out = c.model(Rounding::Fp16);
             let templates: Vec<StackTemplate> = c.templates();
-            let norms: Vec<ChannelNorm> = c
-                .data
-                .iter()
-                .zip(&c.masks)
-                .map(|(x, k)| ChannelNorm::new(x, k, c.m))
-                .collect();
-            let day = DayView::new(
-                c.data
-                    .iter()
-                    .zip(&norms)
-                    .map(|(data, norm)| DayChannel { data, norm })
-                    .collect(),
-                c.data[0].len(),
-                c.m,
-            );
+            let norms = norms(&c.data, &c.masks, c.m);
+            let day = day_view(&c.data, &norms, c.m);
             let n_lags = day.n_lags();
             let (mut peaks, mut recomputed) = (0, 0);
             for (t, tpl) in templates.iter().enumerate() {

@@ -22,6 +22,8 @@ mod mixed_model;
 pub mod naive;
 pub mod norm;
 pub mod screen;
+#[cfg(test)]
+mod test_support;
 
 pub use device::{cuda_devices, open_backends, DeviceSpec};
 pub use mixed::Precision;

@@ -32,6 +32,7 @@ use crate::epoch::{self, Day};
 use crate::error::{Error, Result};
 use crate::output::{Reader, RunParams};
 use crate::pipeline::{self, TemplateDay};
+use crate::preprocess;
 use crate::templates::{self as template_file, TemplateSet};
 
 /// Where a plot goes, and its size in pixels.
@@ -260,23 +261,12 @@ fn envelope(values: &[f32], columns: usize) -> Vec<(usize, f32, f32)> {
 /// The runs of `true` in `mask[range]`, as ranges of indices into `mask`:
 /// traces are drawn run by run, so gaps stay empty.
 fn runs(mask: &[bool], range: Range<usize>) -> Vec<Range<usize>> {
-    let end = range.end.min(mask.len());
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, &m) in mask.iter().enumerate().take(end).skip(range.start) {
-        match (m, start) {
-            (true, None) => start = Some(i),
-            (false, Some(a)) => {
-                out.push(a..i);
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(a) = start {
-        out.push(a..end);
-    }
-    out
+    let b = range.end.min(mask.len());
+    let a = range.start.min(b);
+    preprocess::runs(&mask[a..b])
+        .into_iter()
+        .map(|(s, e)| a + s..a + e)
+        .collect()
 }
 
 /// A symmetric axis range that holds `values` and `±floor`, with room.
