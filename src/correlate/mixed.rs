@@ -66,10 +66,10 @@ impl fmt::Display for Precision {
 }
 
 impl Precision {
-    /// Whether a GPU of compute capability `major.minor` runs the mixed
-    /// kernel: when asked (it needs tensor cores, sm_70 and later); `auto`
-    /// does not yet, no GPU run having measured it.
-    pub fn uses_mixed(self, major: i32, _minor: i32) -> bool {
+    /// Whether a GPU of compute capability `major`.x runs the mixed kernel:
+    /// when asked (it needs tensor cores, sm_70 and later); `auto` does not
+    /// yet, no GPU run having measured it.
+    pub fn uses_mixed(self, major: i32) -> bool {
         self == Precision::Mixed && major >= 7
     }
 }

@@ -79,19 +79,31 @@ fn tribes(shared: &Path) -> Result<PathBuf, String> {
     .clone()
 }
 
+/// The shared folder and the tribes' folder, or `None` after a SKIPPED
+/// line for `test` saying which is missing.
+fn tribes_or_skip(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let Some(shared) = shared() else {
+        skip(test, "../shared is not there");
+        return None;
+    };
+    match tribes(&shared) {
+        Ok(t) => Some((shared, t)),
+        Err(why) => {
+            skip(test, &why);
+            None
+        }
+    }
+}
+
 fn references() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/hinet-tribe")
 }
 
 #[test]
 fn imported_tribes_keep_eqcorrscan_names_cuts_and_phases() {
-    let test = "imported_tribes_keep_eqcorrscan_names_cuts_and_phases";
-    let Some(shared) = shared() else {
-        return skip(test, "../shared is not there");
-    };
-    let tribes = match tribes(&shared) {
-        Ok(t) => t,
-        Err(why) => return skip(test, &why),
+    let Some((_, tribes)) = tribes_or_skip("imported_tribes_keep_eqcorrscan_names_cuts_and_phases")
+    else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let refs = references();
@@ -410,13 +422,8 @@ fn assert_same_detections(what: &str, want: &Detections, got: &Detections) {
 /// EQcorrscan's chunks), filtered from rest at the record's edges.
 #[test]
 fn imported_tribes_detect_as_eqcorrscan() {
-    let test = "imported_tribes_detect_as_eqcorrscan";
-    let Some(shared) = shared() else {
-        return skip(test, "../shared is not there");
-    };
-    let tribes = match tribes(&shared) {
-        Ok(t) => t,
-        Err(why) => return skip(test, &why),
+    let Some((shared, tribes)) = tribes_or_skip("imported_tribes_detect_as_eqcorrscan") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     for (setting, _) in SETTINGS {

@@ -199,7 +199,7 @@ impl CudaBackend {
     /// `mixed` on a GPU without tensor cores is refused.
     pub fn with_precision(mut self, precision: Precision) -> Result<CudaBackend> {
         let (major, minor) = self.ctx.compute_capability().map_err(|e| self.error(e))?;
-        self.mixed = precision.uses_mixed(major, minor);
+        self.mixed = precision.uses_mixed(major);
         if self.mixed {
             self.name.push_str(", mixed precision");
         }
