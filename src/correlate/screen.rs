@@ -12,18 +12,6 @@
 //! the peaks, and after declustering the detections, are the fp32 path's
 //! whatever the screened values were, as long as the bound holds.
 
-/// The lags to recompute: every lag whose exact value may pass the
-/// threshold, and its neighbours, sorted and each once. `screened` holds
-/// the stack's values within `margin` of the exact ones.
-pub fn lags_to_recompute(screened: &[f32], threshold: f32, margin: f32) -> Vec<usize> {
-    let above = (0..screened.len())
-        // In f64: `threshold − margin` rounded in f32 could cut a lag that
-        // lies just inside the bound.
-        .filter(|&k| f64::from(screened[k].abs()) + f64::from(margin) > f64::from(threshold))
-        .collect();
-    with_neighbours(above, screened.len())
-}
-
 /// The screen's threshold on a device that compares `|v| > threshold`: the
 /// largest f32 not above `threshold − margin`, so that no lag within the
 /// bound is cut by rounding.
@@ -59,9 +47,9 @@ pub fn with_neighbours(mut lags: Vec<usize>, n: usize) -> Vec<usize> {
 }
 
 /// Peak candidates of the exact stack, by [`crate::detect::find_peaks`]'s
-/// rule (before declustering), from its values `exact` at `lags` (from
-/// [`lags_to_recompute`]; `n` lags in all, outside which the stack counts
-/// as 0). `allowed(k)` vetoes a lag as `find_peaks`' does.
+/// rule (before declustering), from its values `exact` at `lags` (the
+/// screened lags [`with_neighbours`]; `n` lags in all, outside which the
+/// stack counts as 0). `allowed(k)` vetoes a lag as `find_peaks`' does.
 pub fn exact_candidates(
     lags: &[usize],
     exact: &[f32],
@@ -99,6 +87,20 @@ mod tests {
     use crate::detect::{decluster, find_peaks};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
+
+    /// The lags to recompute, as the host would choose them from a whole
+    /// screened stack: every lag whose exact value may pass the threshold,
+    /// and its neighbours, sorted and each once. `screened` holds the
+    /// stack's values within `margin` of the exact ones. (The device scans
+    /// against [`lowered_threshold`] instead.)
+    fn lags_to_recompute(screened: &[f32], threshold: f32, margin: f32) -> Vec<usize> {
+        let above = (0..screened.len())
+            // In f64: `threshold − margin` rounded in f32 could cut a lag that
+            // lies just inside the bound.
+            .filter(|&k| f64::from(screened[k].abs()) + f64::from(margin) > f64::from(threshold))
+            .collect();
+        with_neighbours(above, screened.len())
+    }
 
     /// Whatever the screened values within the margin, the peaks are the
     /// exact stack's, and a lag is recomputed only where it could matter.
