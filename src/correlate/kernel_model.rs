@@ -14,7 +14,7 @@ use super::cuda::kernels::{
     RADIX_BINS, STACK_CHUNK as CHUNK, STACK_LAGS as LAGS, STACK_PROBES as PROBES,
     STACK_STEP as STEP, STACK_TILE as TILE, THREADS,
 };
-pub(super) use super::cuda::recompute::data_offset;
+use super::cuda::recompute::data_offset;
 
 const THREADS_USIZE: usize = THREADS as usize;
 

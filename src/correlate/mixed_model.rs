@@ -17,7 +17,7 @@
 
 use half::f16;
 
-use super::kernel_model::data_offset;
+use super::cuda::recompute::data_offset;
 use super::mixed::{scale_for, Group, CHUNK, DATA_LAGS, FRAG, SHIFTS, TILE};
 use super::StackTemplate;
 
