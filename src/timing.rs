@@ -20,9 +20,9 @@ pub enum Stage {
     TemplateSpectra,
     /// Forward transforms of the data blocks.
     Forward,
-    /// Spectrum products.
+    /// Spectrum products, with the inverse transforms' preprocessing.
     Multiply,
-    /// Inverse transforms.
+    /// Inverse transforms (the complex FFT of half length).
     Inverse,
     /// Normalize, clip, weight and add to the stack.
     Stack,
@@ -59,7 +59,7 @@ impl Stage {
             Stage::Normalize => "moving normalization",
             Stage::TemplateSpectra => "template spectra",
             Stage::Forward => "forward transforms (data)",
-            Stage::Multiply => "spectrum products",
+            Stage::Multiply => "spectrum products + inverse prep",
             Stage::Inverse => "inverse transforms",
             Stage::Stack => "normalize, clip and stack",
             Stage::Median => "median |stack|",

@@ -6,25 +6,29 @@
 //! computed once per segment of blocks and reused by every template of the
 //! batch; template spectra are computed once per batch. Each template owns its
 //! stacked trace, so templates run in parallel without locks, and every
-//! buffer of the hot loop is allocated once per worker.
+//! buffer of the hot loop is allocated once per worker. The spectrum
+//! product is folded into the inverse transform ([`inverse`]).
+
+mod inverse;
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use realfft::num_complex::Complex;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use realfft::{RealFftPlanner, RealToComplex};
 
 use super::{Backend, DayView, StackTemplate};
 use crate::error::Result;
 use crate::timing::{self, Stage};
+use inverse::{InverseScratch, ProductInverse};
 
 /// Spectra of one segment of blocks are kept under this many bytes: within
 /// the last-level cache, so that every template of a batch finds them there.
 const SEGMENT_BYTES: usize = 16 << 20;
 
 /// FFT length for templates of `m` samples: the power of two at or above
-/// 8 × M. Longer blocks spread the per-block work (the real transforms'
+/// 8 × M (at least 64). Longer blocks spread the per-block work (the real transforms'
 /// pre- and post-processing, normalization and stacking) over more lags;
 /// on the benchmark machine 8–10 × M beat 4–5 × M by 10–30 % (see
 /// benches/RESULTS.md), and a block of 8192 still sits in L1/L2.
@@ -43,7 +47,8 @@ impl CpuBackend {
         CpuBackend::default()
     }
 
-    /// A backend with a fixed FFT length (at least the template length).
+    /// A backend with a fixed FFT length (at least the template length,
+    /// rounded up to a multiple of 4).
     pub fn with_fft_len(fft_len: usize) -> CpuBackend {
         CpuBackend {
             fft_len: Some(fft_len),
@@ -56,24 +61,17 @@ struct Plan {
     s: usize,
     simd: Simd,
     r2c: Arc<dyn RealToComplex<f32>>,
-    c2r: Arc<dyn ComplexToReal<f32>>,
+    inverse: ProductInverse,
 }
 
-/// The two elementwise loops of the hot path — spectrum products, and
-/// normalize-clip-stack — compiled for the baseline CPU and, chosen at run
-/// time where the CPU has them, with AVX2 and FMA (as RustFFT chooses its
-/// kernels), so one binary runs everywhere and uses wide vectors where it
-/// can.
+/// The elementwise loops of the hot path — spectrum products with the
+/// inverse's preprocessing ([`inverse`]), and normalize-clip-stack —
+/// compiled for the baseline CPU and, chosen at run time where the CPU has
+/// them, with AVX2 and FMA (as RustFFT chooses its kernels), so one binary
+/// runs everywhere and uses wide vectors where it can.
 #[derive(Debug, Clone, Copy)]
 struct Simd {
     avx2: bool,
-}
-
-#[inline(always)]
-fn multiply_loop(p: &mut [Complex<f32>], x: &[Complex<f32>], t: &[Complex<f32>]) {
-    for ((p, x), t) in p.iter_mut().zip(x).zip(t) {
-        *p = x * t;
-    }
 }
 
 /// `stack += w · clip(y · inv_std, ±1)`: one channel's CC, normalized,
@@ -83,12 +81,6 @@ fn accumulate_loop(dst: &mut [f32], y: &[f32], inv_std: &[f32], w: f32) {
     for ((d, &y), &is) in dst.iter_mut().zip(y).zip(inv_std) {
         *d += w * (y * is).clamp(-1.0, 1.0);
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn multiply_avx2(p: &mut [Complex<f32>], x: &[Complex<f32>], t: &[Complex<f32>]) {
-    multiply_loop(p, x, t)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -106,15 +98,6 @@ impl Simd {
         Simd { avx2 }
     }
 
-    fn multiply(self, p: &mut [Complex<f32>], x: &[Complex<f32>], t: &[Complex<f32>]) {
-        #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: the CPU has AVX2 and FMA (checked in `detect`).
-            return unsafe { multiply_avx2(p, x, t) };
-        }
-        multiply_loop(p, x, t)
-    }
-
     fn accumulate(self, dst: &mut [f32], y: &[f32], inv_std: &[f32], w: f32) {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
@@ -125,23 +108,19 @@ impl Simd {
     }
 }
 
-/// Per-worker buffers of the inverse transforms.
-struct Scratch {
-    product: Vec<Complex<f32>>,
-    out: Vec<f32>,
-    fft: Vec<Complex<f32>>,
-}
-
 impl Plan {
+    /// The plan for templates of `m` samples and blocks of `l`, rounded up
+    /// to a multiple of 4 (as [`ProductInverse`] needs).
     fn new(m: usize, l: usize) -> Plan {
         assert!(l >= m, "FFT length {l} is shorter than the template ({m})");
-        let mut planner = RealFftPlanner::<f32>::new();
+        let l = l.next_multiple_of(4);
+        let simd = Simd::detect();
         Plan {
             l,
             s: l - m + 1,
-            simd: Simd::detect(),
-            r2c: planner.plan_fft_forward(l),
-            c2r: planner.plan_fft_inverse(l),
+            simd,
+            r2c: RealFftPlanner::<f32>::new().plan_fft_forward(l),
+            inverse: ProductInverse::new(l, simd.avx2),
         }
     }
 
@@ -162,12 +141,8 @@ impl Plan {
         spec.iter().map(|c| c.conj() * scale).collect()
     }
 
-    fn scratch(&self) -> Scratch {
-        Scratch {
-            product: self.c2r.make_input_vec(),
-            out: self.c2r.make_output_vec(),
-            fft: self.c2r.make_scratch_vec(),
-        }
+    fn scratch(&self) -> InverseScratch {
+        self.inverse.scratch()
     }
 }
 
@@ -307,7 +282,7 @@ impl<'a> Segment<'a> {
     fn correlate(
         &self,
         plan: &Plan,
-        w: &mut Scratch,
+        w: &mut InverseScratch,
         t: &StackTemplate,
         tspec: &[Vec<Complex<f32>>],
         stack: &mut [f32],
@@ -331,25 +306,12 @@ impl<'a> Segment<'a> {
                     continue;
                 }
                 let xs = &self.spectra[block * bins..(block + 1) * bins];
-                let t = timing::start(Stage::Multiply);
-                plan.simd.multiply(&mut w.product, xs, ts);
-                // Real input: the DC bin (and the Nyquist bin of an even
-                // length) is real.
-                w.product[0].im = 0.0;
-                if plan.l % 2 == 0 {
-                    w.product[bins - 1].im = 0.0;
-                }
-                drop(t);
-                let t = timing::start(Stage::Inverse);
-                plan.c2r
-                    .process_with_scratch(&mut w.product, &mut w.out, &mut w.fft)
-                    .expect("buffer sizes from the plan");
-                drop(t);
+                let cc = plan.inverse.process(xs, ts, w);
                 let _t = timing::start(Stage::Stack);
                 let inv = &self.day.channels[c.channel].norm.inv_std[j0..j0 + valid];
                 let dst = &mut stack[k0..k0 + valid - skip];
                 plan.simd
-                    .accumulate(dst, &w.out[skip..valid], &inv[skip..], c.weight);
+                    .accumulate(dst, &cc[skip..valid], &inv[skip..], c.weight);
             }
         }
     }
@@ -359,19 +321,13 @@ impl<'a> Segment<'a> {
 mod tests {
     use super::*;
 
-    /// The baseline loops and the ones chosen at run time agree.
+    /// The baseline loop and the one chosen at run time agree.
     #[test]
     fn simd_paths_agree() {
         let n = 1037;
-        let c = |i: usize| Complex::new((i as f32 * 0.37).sin(), (i as f32 * 0.11).cos());
-        let (x, t): (Vec<_>, Vec<_>) = (0..n).map(|i| (c(i), c(3 * i + 1))).unzip();
         let y: Vec<f32> = (0..n).map(|i| (i as f32 * 0.05).sin() * 3.0).collect();
         let inv: Vec<f32> = (0..n).map(|i| if i % 7 == 0 { 0.0 } else { 0.5 }).collect();
         let (base, best) = (Simd { avx2: false }, Simd::detect());
-        let (mut p1, mut p2) = (vec![Complex::default(); n], vec![Complex::default(); n]);
-        base.multiply(&mut p1, &x, &t);
-        best.multiply(&mut p2, &x, &t);
-        assert!(p1.iter().zip(&p2).all(|(a, b)| (a - b).norm() < 1e-6));
         let (mut d1, mut d2) = (vec![0.25f32; n], vec![0.25f32; n]);
         base.accumulate(&mut d1, &y, &inv, 0.5);
         best.accumulate(&mut d2, &y, &inv, 0.5);
