@@ -206,12 +206,13 @@ pub trait Backend: Send + Sync {
 }
 
 /// The start of every [`Backend::stack`]: each of `stacks` made `n_lags`
-/// zeros (one per template); false when there is nothing to correlate.
-pub fn zeroed_stacks(day: &DayView, templates: &[StackTemplate], stacks: &mut [Vec<f32>]) -> bool {
+/// long (one per template), its contents left for the backend to overwrite
+/// (clearing a batch of day-long traces first would cost a pass over
+/// gigabytes); false when there is nothing to correlate.
+pub fn sized_stacks(day: &DayView, templates: &[StackTemplate], stacks: &mut [Vec<f32>]) -> bool {
     assert_eq!(templates.len(), stacks.len());
     let n_lags = day.n_lags();
     for s in stacks.iter_mut() {
-        s.clear();
         s.resize(n_lags, 0.0);
     }
     n_lags > 0 && !templates.is_empty()

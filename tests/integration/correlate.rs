@@ -102,7 +102,9 @@ pub fn with_view<R>(c: &Case, m: usize, f: impl FnOnce(&DayView, &[StackTemplate
 /// The stacked traces a backend makes of the case.
 pub fn stacks(c: &Case, m: usize, backend: &dyn Backend) -> Vec<Vec<f32>> {
     with_view(c, m, |view, templates| {
-        let mut stacks = vec![Vec::new(); templates.len()];
+        // Stacks reused from an earlier, longer day: every lag must be
+        // overwritten, and the NaN left anywhere fails the comparison.
+        let mut stacks = vec![vec![f32::NAN; view.len + 13]; templates.len()];
         backend.stack(view, templates, &mut stacks).unwrap();
         stacks
     })
@@ -149,7 +151,16 @@ fn fft_stack_matches_direct_f64_ncc() {
                     .zip(w)
                     .map(|(a, b)| (*a as f64 - b).abs())
                     .enumerate()
-                    .fold((0, 0.0), |acc, (i, e)| if e > acc.1 { (i, e) } else { acc });
+                    .fold(
+                        (0, 0.0),
+                        |acc, (i, e)| {
+                            if e.is_nan() || e > acc.1 {
+                                (i, e)
+                            } else {
+                                acc
+                            }
+                        },
+                    );
                 assert!(
                     err < 1e-4,
                     "M={m} N={n} {backend:?} template {t}: lag {i} off by {err}"

@@ -157,7 +157,7 @@ impl Backend for CpuBackend {
         templates: &[StackTemplate],
         stacks: &mut [Vec<f32>],
     ) -> Result<()> {
-        if !super::zeroed_stacks(day, templates, stacks) {
+        if !super::sized_stacks(day, templates, stacks) {
             return Ok(());
         }
         let m = day.template_len;
@@ -277,8 +277,8 @@ impl<'a> Segment<'a> {
         }
     }
 
-    /// Add one template's normalized correlations over the segment to its
-    /// stacked trace.
+    /// One template's normalized correlations over the segment, stacked:
+    /// the stack's lags of the segment's blocks are written, not added to.
     fn correlate(
         &self,
         plan: &Plan,
@@ -291,6 +291,10 @@ impl<'a> Segment<'a> {
         for (bi, b) in self.blocks.clone().enumerate() {
             let j0 = b * s;
             let valid = s.min(n_lags - j0);
+            // Blocks before this one add only below j0 (lag j lands on
+            // j − pad ≤ j), so this block is the first to touch j0.. and
+            // clears it, in cache, before adding.
+            stack[j0..j0 + valid].fill(0.0);
             for (c, ts) in t.channels.iter().zip(tspec) {
                 let block = bi * self.used.ids.len() + self.used.slot[c.channel];
                 if !self.active[block] {

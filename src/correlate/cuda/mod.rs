@@ -766,7 +766,7 @@ impl Backend for CudaBackend {
         templates: &[StackTemplate],
         stacks: &mut [Vec<f32>],
     ) -> Result<()> {
-        if !super::zeroed_stacks(day, templates, stacks) {
+        if !super::sized_stacks(day, templates, stacks) {
             return Ok(());
         }
         let _busy = self.busy.lock().unwrap();
