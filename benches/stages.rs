@@ -3,7 +3,8 @@
 //! template-channel-samples per second (one template channel correlated
 //! with one data sample), next to its floor: the multiply and inverse real
 //! FFT of one overlap-save block, per valid lag, on one thread and on every
-//! thread at once.
+//! thread at once — with realfft after a product loop (`mul_irfft`), and
+//! fused as the CPU backend does it (`fused_all`).
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
+use tmatch::correlate::cpu::inverse::ProductInverse;
 use tmatch::correlate::cpu::{fft_len, CpuBackend};
 use tmatch::correlate::{
     normalize_template, Backend, ChannelNorm, DayChannel, DayView, StackChannel, StackTemplate,
@@ -78,14 +80,18 @@ fn correlate(c: &mut Criterion) {
 /// block; throughput in valid lags per second. `mul_irfft` on one thread;
 /// `mul_irfft_all` the same on every thread at once (each its own blocks),
 /// which is what the machine's cores can do together (cores that share a
-/// physical core or memory do less than their number times one).
+/// physical core or memory do less than their number times one);
+/// `fused_all` the product folded into the inverse
+/// ([`ProductInverse`]), on every thread, as the CPU backend runs it.
 fn floor(c: &mut Criterion) {
     use rayon::prelude::*;
     let mut g = c.benchmark_group("floor");
     for m in [200, 400, 800] {
         for l in block_lengths(m) {
             let threads = rayon::current_num_threads();
-            let per_thread = 64;
+            // Enough blocks per task that waking the threads and their
+            // scratch buffers are a small part: at 64 they were a third.
+            let per_thread = 512;
             g.throughput(Throughput::Elements(
                 ((l - m + 1) * per_thread * threads) as u64,
             ));
@@ -115,6 +121,20 @@ fn floor(c: &mut Criterion) {
                     })
                 },
             );
+            g.bench_function(BenchmarkId::new("fused_all", format!("M{m}_L{l}")), |b| {
+                let inverse = ProductInverse::new(l);
+                let x: Vec<Complex<f32>> = (0..l / 2 + 1)
+                    .map(|i| Complex::new((i as f32).sin(), (i as f32).cos()))
+                    .collect();
+                b.iter(|| {
+                    (0..threads).into_par_iter().for_each(|_| {
+                        let mut w = inverse.scratch();
+                        for _ in 0..per_thread {
+                            std::hint::black_box(inverse.process(&x, &x, &mut w));
+                        }
+                    })
+                })
+            });
             let mut planner = RealFftPlanner::<f32>::new();
             let c2r = planner.plan_fft_inverse(l);
             let mut rng = ChaCha8Rng::seed_from_u64(2);

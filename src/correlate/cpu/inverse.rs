@@ -37,8 +37,14 @@ pub struct InverseScratch {
 
 impl ProductInverse {
     /// `l` must be a multiple of 4: the pairs of bins `k`, `L/2 − k` then
-    /// meet at a centre bin `L/4`.
-    pub fn new(l: usize, avx2: bool) -> ProductInverse {
+    /// meet at a centre bin `L/4`. AVX2 and FMA are used where the CPU has
+    /// them.
+    pub fn new(l: usize) -> ProductInverse {
+        ProductInverse::with_avx2(l, super::Simd::detect().avx2)
+    }
+
+    /// `avx2` only where the CPU has AVX2 and FMA.
+    fn with_avx2(l: usize, avx2: bool) -> ProductInverse {
         assert!(
             l % 4 == 0 && l > 0,
             "length {l} is not a positive multiple of 4"
@@ -222,7 +228,7 @@ mod tests {
             c2r.process(&mut product, &mut want).unwrap();
             let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             for avx2 in [false, super::super::Simd::detect().avx2] {
-                let inv = ProductInverse::new(l, avx2);
+                let inv = ProductInverse::with_avx2(l, avx2);
                 let mut w = inv.scratch();
                 let got = inv.process(&x, &t, &mut w);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {

@@ -9,7 +9,7 @@
 //! buffer of the hot loop is allocated once per worker. The spectrum
 //! product is folded into the inverse transform ([`inverse`]).
 
-mod inverse;
+pub mod inverse;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -120,7 +120,7 @@ impl Plan {
             s: l - m + 1,
             simd,
             r2c: RealFftPlanner::<f32>::new().plan_fft_forward(l),
-            inverse: ProductInverse::new(l, simd.avx2),
+            inverse: ProductInverse::new(l),
         }
     }
 
