@@ -247,6 +247,18 @@ pub struct DetectParams {
     pub template_shard: Option<Shard>,
 }
 
+/// The stack memory of a run without `--memory`: a quarter of what this
+/// process may still use ([`crate::memory::available`]), between 256 MiB and
+/// 2 GiB (2 GiB where that is unknown). The rest of a day — its samples,
+/// masks and moving normalization, about 85 MB per channel at 100 Hz — does
+/// not shrink with the batch; a smaller batch costs one more forward
+/// transform of the day's blocks per batch (benches/RESULTS.md).
+pub fn auto_memory_budget(available: Option<u64>) -> usize {
+    const LEAST: u64 = 256 << 20;
+    const MOST: u64 = 2 << 30;
+    available.map_or(MOST, |a| (a / 4).clamp(LEAST, MOST)) as usize
+}
+
 impl Default for DetectParams {
     fn default() -> Self {
         DetectParams {
@@ -314,6 +326,14 @@ mod tests {
                 "case {case}: n {n}, {want} against {got}"
             );
         }
+    }
+
+    #[test]
+    fn the_automatic_memory_is_a_quarter_within_bounds() {
+        assert_eq!(auto_memory_budget(None), 2 << 30);
+        assert_eq!(auto_memory_budget(Some(4 << 30)), 1 << 30);
+        assert_eq!(auto_memory_budget(Some(64 << 30)), 2 << 30);
+        assert_eq!(auto_memory_budget(Some(100 << 20)), 256 << 20);
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! The modules stand on floors; each uses only those on floors below it
 //! (and its neighbours on the same floor):
 //!
-//! 1. [`epoch`], [`error`], [`checksum`], [`h5`], [`problem`], [`timing`]:
-//!    time, errors, hashing, HDF5 helpers, the problems a day can have,
-//!    stage timers; [`events`]: declustering and the catalogue writers;
+//! 1. [`epoch`], [`error`], [`checksum`], [`h5`], [`problem`], [`timing`],
+//!    [`memory`]: time, errors, hashing, HDF5 helpers, the problems a day
+//!    can have, stage timers, memory limits; [`events`]: declustering and
+//!    the catalogue writers;
 //! 2. [`archive`], [`preprocess`], [`catalog`]: the inputs read and the one
 //!    processing recipe;
 //! 3. [`stretch`], [`shard`], [`synth`]: continuous data loaded onto one
@@ -37,6 +38,8 @@ pub mod epoch;
 pub mod error;
 // Small HDF5 helpers shared by templates.h5 and detections.h5.
 pub mod h5;
+// What memory this process may use and has used.
+pub mod memory;
 // detections.h5: writing, reading, merging and export.
 pub mod output;
 // The day loop: load, detect and write each day on every device.

@@ -12,14 +12,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use tmatch::archive::Archive;
 use tmatch::correlate::{self, DeviceSpec, Precision};
-use tmatch::detect::DetectParams;
-use tmatch::detect::ThresholdType;
+use tmatch::detect::{self, DetectParams, ThresholdType};
 use tmatch::pipeline;
 use tmatch::preprocess::Recipe;
 use tmatch::shard::Shard;
 use tmatch::templates::{self, BuildOptions, Phases, TemplateSet};
 use tmatch::timing;
-use tmatch::{catalog, epoch, events, output, plot, synth};
+use tmatch::{catalog, epoch, events, memory, output, plot, synth};
 
 /// `tmatch --version`: the version, the commit it was built from, and
 /// the CUDA kernels in the binary.
@@ -306,9 +305,11 @@ struct DetectArgs {
     /// Seconds searched either side of a detection for each channel's best lag.
     #[arg(long, default_value_t = 0.2)]
     shift_len: f64,
-    /// Memory for one batch of stacked traces, in GiB (more templates per batch).
-    #[arg(long, default_value_t = 2.0)]
-    memory: f64,
+    /// Memory for one batch of stacked traces, in GiB (more templates per batch), or
+    /// auto: a quarter of the memory this process may use (a Slurm job's or
+    /// container's limit, or the machine's available memory), between 0.25 and 2.
+    #[arg(long, default_value = "auto")]
+    memory: MemoryArg,
     /// Compute device: auto (every visible GPU, or the CPU where there is none or no
     /// NVIDIA driver), cpu, cuda (every visible GPU; an error without one), or
     /// cuda:0,2 (those GPUs).
@@ -634,11 +635,6 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     if let Some(line) = fallback {
         eprintln!("tmatch: {line}");
     }
-    // NaN is refused too.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
-    if !(a.memory > 0.0) {
-        bail!("--memory must be positive");
-    }
     let shard = match a.shard {
         Some(s) => Some(s),
         None => Shard::from_slurm(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?,
@@ -651,7 +647,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
         trig_int: a.trig_int,
         min_channels: a.min_channels,
         shift_len: a.shift_len,
-        memory_budget: (a.memory * (1u64 << 30) as f64) as usize,
+        memory_budget: a.memory.bytes(),
         template_shard: a.template_shard,
     };
     let mode = match (a.resume, a.overwrite) {
@@ -682,7 +678,7 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let signal = watch_signals(stop.clone(), Arc::downgrade(&writer))?;
     eprintln!(
-        "tmatch: {}, {} days{}, device {}",
+        "tmatch: {}, {} days{}, device {}, stacks {:.2} GiB per batch",
         templates_note(&run.set, a.template_shard),
         run.todo.len(),
         shard.map_or(String::new(), |s| format!(
@@ -693,7 +689,8 @@ fn detect(a: DetectArgs) -> Result<ExitCode> {
             .iter()
             .map(|b| b.name())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        params.memory_budget as f64 / (1u64 << 30) as f64
     );
     if a.timing {
         timing::enable();
@@ -739,7 +736,7 @@ fn report_run(output: &Path, s: &pipeline::Summary, signal: i32) -> Result<ExitC
         s.days_without_data,
         s.days_failed,
         s.wall.as_secs_f64(),
-        peak_memory().map_or(String::new(), |m| format!(", peak memory {m} MiB"))
+        memory::peak_mib().map_or(String::new(), |m| format!(", peak memory {m} MiB"))
     );
     for fault in &s.device_faults {
         eprintln!("tmatch: device failed: {fault}");
@@ -775,19 +772,36 @@ fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-/// Peak resident memory of this process in MiB (Linux), for sizing batch
-/// jobs' memory requests.
-fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024)
+/// `--memory`: GiB of stacked traces per batch, or chosen from the memory
+/// this process may use.
+#[derive(Debug, Clone, Copy)]
+enum MemoryArg {
+    Auto,
+    GiB(f64),
+}
+
+impl MemoryArg {
+    fn bytes(self) -> usize {
+        match self {
+            MemoryArg::Auto => detect::auto_memory_budget(memory::available()),
+            MemoryArg::GiB(g) => (g * (1u64 << 30) as f64) as usize,
+        }
+    }
+}
+
+impl std::str::FromStr for MemoryArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<MemoryArg, String> {
+        if s == "auto" {
+            return Ok(MemoryArg::Auto);
+        }
+        match s.parse::<f64>() {
+            // NaN is refused too.
+            Ok(g) if g > 0.0 && g.is_finite() => Ok(MemoryArg::GiB(g)),
+            _ => Err(format!("{s:?} is not auto or a positive number of GiB")),
+        }
+    }
 }
 
 fn merge(a: MergeArgs) -> Result<()> {
@@ -893,7 +907,7 @@ fn catalog(a: CatalogArgs) -> Result<()> {
         r.picks,
         r.magnitudes,
         files.join(", "),
-        peak_memory().map_or(String::new(), |m| format!("; peak memory {m} MiB"))
+        memory::peak_mib().map_or(String::new(), |m| format!("; peak memory {m} MiB"))
     );
     Ok(())
 }
