@@ -8,13 +8,16 @@
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
 use tmatch::correlate::cpu::inverse::ProductInverse;
-use tmatch::correlate::cpu::{fft_len, CpuBackend};
+use tmatch::correlate::cpu::{fft_len, CpuBackend, Method};
 use tmatch::correlate::{
     normalize_template, Backend, ChannelNorm, DayChannel, DayView, StackChannel, StackTemplate,
 };
@@ -34,46 +37,73 @@ fn block_lengths(m: usize) -> [usize; 3] {
 /// batch: with 32 they are about 3 % of the work (real batches hold
 /// hundreds).
 fn correlate(c: &mut Criterion) {
-    let (n, n_chan, n_tmpl) = (360_000, 8, 32);
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let data: Vec<Vec<f32>> = (0..n_chan).map(|_| random(&mut rng, n)).collect();
-    let mask = vec![true; n];
     let mut g = c.benchmark_group("correlate");
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     for m in [200, 400, 800] {
-        let norms: Vec<ChannelNorm> = data.iter().map(|x| ChannelNorm::new(x, &mask, m)).collect();
-        let view = DayView::new(
-            data.iter()
-                .zip(&norms)
-                .map(|(x, norm)| DayChannel { data: x, norm })
-                .collect(),
-            n,
-            m,
-        );
-        let templates: Vec<StackTemplate> = (0..n_tmpl)
-            .map(|_| StackTemplate {
-                channels: (0..n_chan)
-                    .map(|ch| StackChannel {
-                        channel: ch,
-                        pad: ch * 10,
-                        weight: 1.0,
-                        waveform: normalize_template(&random(&mut rng, m)).unwrap().into(),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let mut stacks = vec![Vec::new(); n_tmpl];
-        g.throughput(Throughput::Elements(
-            (n_tmpl * n_chan * view.n_lags()) as u64,
-        ));
-        for l in block_lengths(m) {
-            let backend = CpuBackend::with_fft_len(l);
-            g.bench_function(BenchmarkId::new("fft", format!("M{m}_L{l}")), |b| {
-                b.iter(|| backend.stack(&view, &templates, &mut stacks).unwrap())
-            });
-        }
+        let methods = block_lengths(m).map(|l| (format!("fft/M{m}_L{l}"), Method::Fft(l)));
+        correlate_with(&mut g, m, 32, &methods);
     }
     g.finish();
+}
+
+/// The crossover of the two methods: short templates (8 of them, 8
+/// channels, one hour) by the planner's FFT and directly.
+fn method(c: &mut Criterion) {
+    let mut g = c.benchmark_group("method");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for m in [8, 16, 24, 32, 48, 64, 96] {
+        let methods = [
+            (format!("fft/M{m}"), Method::Fft(fft_len(m))),
+            (format!("direct/M{m}"), Method::Direct),
+        ];
+        correlate_with(&mut g, m, 8, &methods);
+    }
+    g.finish();
+}
+
+/// One hour at 100 Hz on 8 channels and `n_tmpl` templates of 8 channels
+/// of `m` samples, correlated by each of `methods` (named).
+fn correlate_with(
+    g: &mut BenchmarkGroup<WallTime>,
+    m: usize,
+    n_tmpl: usize,
+    methods: &[(String, Method)],
+) {
+    let (n, n_chan) = (360_000, 8);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let data: Vec<Vec<f32>> = (0..n_chan).map(|_| random(&mut rng, n)).collect();
+    let mask = vec![true; n];
+    let norms: Vec<ChannelNorm> = data.iter().map(|x| ChannelNorm::new(x, &mask, m)).collect();
+    let view = DayView::new(
+        data.iter()
+            .zip(&norms)
+            .map(|(x, norm)| DayChannel { data: x, norm })
+            .collect(),
+        n,
+        m,
+    );
+    let templates: Vec<StackTemplate> = (0..n_tmpl)
+        .map(|_| StackTemplate {
+            channels: (0..n_chan)
+                .map(|ch| StackChannel {
+                    channel: ch,
+                    pad: ch * 10,
+                    weight: 1.0,
+                    waveform: normalize_template(&random(&mut rng, m)).unwrap().into(),
+                })
+                .collect(),
+        })
+        .collect();
+    let mut stacks = vec![Vec::new(); n_tmpl];
+    g.throughput(Throughput::Elements(
+        (n_tmpl * n_chan * view.n_lags()) as u64,
+    ));
+    for (name, method) in methods {
+        let backend = CpuBackend::with_method(*method);
+        g.bench_function(name.as_str(), |b| {
+            b.iter(|| backend.stack(&view, &templates, &mut stacks).unwrap())
+        });
+    }
 }
 
 /// The floor: multiply by a template spectrum and inverse real FFT of one
@@ -229,5 +259,13 @@ fn mseed_decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, correlate, floor, per_day, preprocess, mseed_decode);
+criterion_group!(
+    benches,
+    correlate,
+    method,
+    floor,
+    per_day,
+    preprocess,
+    mseed_decode
+);
 criterion_main!(benches);

@@ -24,6 +24,8 @@ pub enum Stage {
     Multiply,
     /// Inverse transforms (the complex FFT of half length).
     Inverse,
+    /// Direct dot products (short templates, instead of transforms).
+    Direct,
     /// Normalize, clip, weight and add to the stack.
     Stack,
     /// Median of |stack| (the MAD threshold).
@@ -37,7 +39,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 12] = [
+    pub const ALL: [Stage; 13] = [
         Stage::Read,
         Stage::Preprocess,
         Stage::Normalize,
@@ -45,6 +47,7 @@ impl Stage {
         Stage::Forward,
         Stage::Multiply,
         Stage::Inverse,
+        Stage::Direct,
         Stage::Stack,
         Stage::Median,
         Stage::Peaks,
@@ -61,6 +64,7 @@ impl Stage {
             Stage::Forward => "forward transforms (data)",
             Stage::Multiply => "spectrum products + inverse prep",
             Stage::Inverse => "inverse transforms",
+            Stage::Direct => "direct dot products",
             Stage::Stack => "normalize, clip and stack",
             Stage::Median => "median |stack|",
             Stage::Peaks => "peaks and declustering",
@@ -75,14 +79,14 @@ static ON: AtomicBool = AtomicBool::new(false);
 /// Nanoseconds per stage, one array per thread: threads never write the
 /// same cache line (a shared counter, bounced between cores millions of
 /// times a day, cost more than the timers themselves).
-type Counters = [AtomicU64; 12];
+type Counters = [AtomicU64; Stage::ALL.len()];
 
 /// Every thread's counters, for the table.
 static THREADS: Mutex<Vec<Arc<Counters>>> = Mutex::new(Vec::new());
 
 thread_local! {
     static MINE: Arc<Counters> = {
-        let c = Arc::new([const { AtomicU64::new(0) }; 12]);
+        let c = Arc::new([const { AtomicU64::new(0) }; Stage::ALL.len()]);
         THREADS.lock().unwrap_or_else(|e| e.into_inner()).push(c.clone());
         c
     };

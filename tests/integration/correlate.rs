@@ -1,7 +1,7 @@
 //! The FFT backend against the direct f64 oracle.
 
 use rand::Rng;
-use tmatch::correlate::cpu::CpuBackend;
+use tmatch::correlate::cpu::{CpuBackend, Method};
 use tmatch::correlate::{
     naive, normalize_template, Backend, ChannelNorm, DayChannel, DayView, StackChannel,
     StackTemplate,
@@ -136,12 +136,14 @@ fn fft_stack_matches_direct_f64_ncc() {
     for (seed, (m, n)) in (1..).zip([(16, 40), (16, 3000), (50, 1234), (200, 5000), (137, 20011)]) {
         let c = case(seed, n, m, 4, 3);
         let want = oracle(&c);
-        // The planner's block length, the smallest possible (one lag per
-        // block), and awkward non-power-of-two lengths.
+        // The planner's choice, the smallest block length possible (one lag
+        // per block), an awkward non-power-of-two one, and direct dot
+        // products.
         for backend in [
             CpuBackend::new(),
-            CpuBackend::with_fft_len(m),
-            CpuBackend::with_fft_len(3 * m + 7),
+            CpuBackend::with_method(Method::Fft(m)),
+            CpuBackend::with_method(Method::Fft(3 * m + 7)),
+            CpuBackend::with_method(Method::Direct),
         ] {
             let got = stacks(&c, m, &backend);
             for (t, (g, w)) in got.iter().zip(&want).enumerate() {

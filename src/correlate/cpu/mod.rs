@@ -9,6 +9,7 @@
 //! buffer of the hot loop is allocated once per worker. The spectrum
 //! product is folded into the inverse transform ([`inverse`]).
 
+mod direct;
 pub mod inverse;
 
 use std::ops::Range;
@@ -39,10 +40,35 @@ pub fn fft_len(m: usize) -> usize {
     (8 * m).next_power_of_two().max(64)
 }
 
+/// Templates of at most this many samples are correlated directly, longer
+/// ones by FFT: where the two met on the benchmark machine (benches/RESULTS.md,
+/// `cargo bench --bench stages -- method`).
+pub const DIRECT_MAX_LEN: usize = 32;
+
+/// How the CPU correlates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Overlap-save FFT with blocks of this length.
+    Fft(usize),
+    /// Dot products in the time domain.
+    Direct,
+}
+
+impl Method {
+    /// The planner's choice for templates of `m` samples.
+    pub fn for_len(m: usize) -> Method {
+        if m <= DIRECT_MAX_LEN {
+            Method::Direct
+        } else {
+            Method::Fft(fft_len(m))
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct CpuBackend {
-    /// FFT length; `None` lets [`fft_len`] choose from the template length.
-    fft_len: Option<usize>,
+    /// `None` lets [`Method::for_len`] choose from the template length.
+    method: Option<Method>,
 }
 
 impl CpuBackend {
@@ -50,11 +76,11 @@ impl CpuBackend {
         CpuBackend::default()
     }
 
-    /// A backend with a fixed FFT length (at least the template length,
-    /// rounded up to a multiple of 4).
-    pub fn with_fft_len(fft_len: usize) -> CpuBackend {
+    /// A backend that always correlates by `method`; an FFT length is at
+    /// least the template length, rounded up to a multiple of 4.
+    pub fn with_method(method: Method) -> CpuBackend {
         CpuBackend {
-            fft_len: Some(fft_len),
+            method: Some(method),
         }
     }
 }
@@ -164,7 +190,14 @@ impl Backend for CpuBackend {
             return Ok(());
         }
         let m = day.template_len;
-        let plan = Plan::new(m, self.fft_len.unwrap_or_else(|| fft_len(m)).max(m));
+        let l = match self.method.unwrap_or_else(|| Method::for_len(m)) {
+            Method::Fft(l) => l,
+            Method::Direct => {
+                direct::stack(day, templates, stacks);
+                return Ok(());
+            }
+        };
+        let plan = Plan::new(m, l.max(m));
         // Template spectra, once per batch.
         let tspec: Vec<Vec<Vec<Complex<f32>>>> = templates
             .par_iter()
