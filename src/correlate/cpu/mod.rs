@@ -24,6 +24,12 @@ use crate::error::Result;
 use crate::timing::{self, Stage};
 use inverse::{InverseScratch, ProductInverse};
 
+/// Templates correlated together, block by block, by one worker: the
+/// block's data spectra and 1/σ, read by the first, are in cache for the
+/// others. On the day workload, alternating runs: 4 took 44.8–46.5 s,
+/// one at a time 49.4–50.6 s, 8 46.9–48.5 s (fewer, longer tasks).
+const GROUP: usize = 4;
+
 /// Spectra of one segment of blocks are kept under this many bytes: with
 /// the segment's moving 1/σ (about as large again) within the last-level
 /// cache, so that every template of a batch finds both there (6 MiB ran the
@@ -219,9 +225,9 @@ impl Backend for CpuBackend {
             let blocks = first..(first + seg_blocks).min(n_blocks);
             let seg = Segment::transform(&plan, day, &used, blocks, &mut spectra);
             templates
-                .par_iter()
-                .zip(tspec.par_iter())
-                .zip(stacks.par_iter_mut())
+                .par_chunks(GROUP)
+                .zip(tspec.par_chunks(GROUP))
+                .zip(stacks.par_chunks_mut(GROUP))
                 .for_each_init(
                     || plan.scratch(),
                     |w, ((t, tspec), stack)| seg.correlate(&plan, w, t, tspec, stack),
@@ -313,46 +319,64 @@ impl<'a> Segment<'a> {
         }
     }
 
-    /// One template's normalized correlations over the segment, stacked:
-    /// the stack's lags of the segment's blocks are written, not added to.
+    /// A group of templates' normalized correlations over the segment,
+    /// stacked, block by block: the stacks' lags of the segment's blocks
+    /// are written, not added to.
     fn correlate(
         &self,
         plan: &Plan,
         w: &mut InverseScratch,
+        templates: &[StackTemplate],
+        tspecs: &[Vec<Vec<Complex<f32>>>],
+        stacks: &mut [Vec<f32>],
+    ) {
+        let (s, n_lags) = (plan.s, self.day.n_lags());
+        for (bi, b) in self.blocks.clone().enumerate() {
+            let j0 = b * s;
+            let valid = s.min(n_lags - j0);
+            for ((t, tspec), stack) in templates.iter().zip(tspecs).zip(stacks.iter_mut()) {
+                // Blocks before this one add only below j0 (lag j lands on
+                // j − pad ≤ j), so this block is the first to touch j0..
+                // and clears it, in cache, before adding.
+                stack[j0..j0 + valid].fill(0.0);
+                self.correlate_block(plan, w, (bi, j0, valid), t, tspec, stack);
+            }
+        }
+    }
+
+    /// One template's channels on one block (`bi`-th of the segment,
+    /// starting at lag `j0`, `valid` lags), added to its stack.
+    fn correlate_block(
+        &self,
+        plan: &Plan,
+        w: &mut InverseScratch,
+        (bi, j0, valid): (usize, usize, usize),
         t: &StackTemplate,
         tspec: &[Vec<Complex<f32>>],
         stack: &mut [f32],
     ) {
-        let (s, bins, n_lags) = (plan.s, plan.bins(), self.day.n_lags());
-        for (bi, b) in self.blocks.clone().enumerate() {
-            let j0 = b * s;
-            let valid = s.min(n_lags - j0);
-            // Blocks before this one add only below j0 (lag j lands on
-            // j − pad ≤ j), so this block is the first to touch j0.. and
-            // clears it, in cache, before adding.
-            stack[j0..j0 + valid].fill(0.0);
-            for (c, ts) in t.channels.iter().zip(tspec) {
-                let block = bi * self.used.ids.len() + self.used.slot[c.channel];
-                if !self.active[block] {
-                    continue;
-                }
-                // Lag j of the channel lands on stack index j − pad.
-                let (skip, k0) = if j0 >= c.pad {
-                    (0, j0 - c.pad)
-                } else {
-                    (c.pad - j0, 0)
-                };
-                if skip >= valid {
-                    continue;
-                }
-                let xs = &self.spectra[block * bins..(block + 1) * bins];
-                let cc = plan.inverse.process(xs, ts, w);
-                let _t = timing::start(Stage::Stack);
-                let inv = &self.day.channels[c.channel].norm.inv_std[j0..j0 + valid];
-                let dst = &mut stack[k0..k0 + valid - skip];
-                plan.simd
-                    .accumulate(dst, &cc[skip..valid], &inv[skip..], c.weight);
+        let bins = plan.bins();
+        for (c, ts) in t.channels.iter().zip(tspec) {
+            let block = bi * self.used.ids.len() + self.used.slot[c.channel];
+            if !self.active[block] {
+                continue;
             }
+            // Lag j of the channel lands on stack index j − pad.
+            let (skip, k0) = if j0 >= c.pad {
+                (0, j0 - c.pad)
+            } else {
+                (c.pad - j0, 0)
+            };
+            if skip >= valid {
+                continue;
+            }
+            let xs = &self.spectra[block * bins..(block + 1) * bins];
+            let cc = plan.inverse.process(xs, ts, w);
+            let _t = timing::start(Stage::Stack);
+            let inv = &self.day.channels[c.channel].norm.inv_std[j0..j0 + valid];
+            let dst = &mut stack[k0..k0 + valid - skip];
+            plan.simd
+                .accumulate(dst, &cc[skip..valid], &inv[skip..], c.weight);
         }
     }
 }
