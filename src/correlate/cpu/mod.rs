@@ -1,12 +1,13 @@
-//! CPU backend: overlap-save FFT correlation with `realfft`, parallel with
-//! rayon.
+//! CPU backend: overlap-save FFT correlation, parallel with rayon, or for
+//! short templates direct dot products (module `direct`); [`Method`] says
+//! which, chosen per template length.
 //!
 //! The day is cut into blocks of `L` samples that overlap by `M − 1`, so each
 //! block yields `S = L − M + 1` valid lags. Each channel's block spectra are
 //! computed once per segment of blocks and reused by every template of the
 //! batch; template spectra are computed once per batch. Each template owns its
-//! stacked trace, so templates run in parallel without locks, and every
-//! buffer of the hot loop is allocated once per worker. The spectrum
+//! stacked trace, so groups of templates run in parallel without locks, and
+//! every buffer of the hot loop is allocated once per worker. The spectrum
 //! product is folded into the inverse transform ([`inverse`]).
 
 mod direct;
