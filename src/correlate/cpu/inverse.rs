@@ -44,7 +44,7 @@ impl ProductInverse {
     }
 
     /// `avx2` only where the CPU has AVX2 and FMA.
-    fn with_avx2(l: usize, avx2: bool) -> ProductInverse {
+    pub(super) fn with_avx2(l: usize, avx2: bool) -> ProductInverse {
         assert!(
             l % 4 == 0 && l > 0,
             "length {l} is not a positive multiple of 4"

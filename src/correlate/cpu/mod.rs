@@ -156,7 +156,7 @@ impl Plan {
             s: l - m + 1,
             simd,
             r2c: RealFftPlanner::<f32>::new().plan_fft_forward(l),
-            inverse: ProductInverse::new(l),
+            inverse: ProductInverse::with_avx2(l, simd.avx2),
         }
     }
 
