@@ -213,7 +213,14 @@ pub fn sized_stacks(day: &DayView, templates: &[StackTemplate], stacks: &mut [Ve
     assert_eq!(templates.len(), stacks.len());
     let n_lags = day.n_lags();
     for s in stacks.iter_mut() {
-        s.resize(n_lags, 0.0);
+        if s.capacity() < n_lags {
+            // Zeroed allocation: fresh pages from the system, not a pass
+            // that writes gigabytes of zeros on one thread (the backend's
+            // workers fault them in as they write).
+            *s = vec![0.0; n_lags];
+        } else {
+            s.resize(n_lags, 0.0);
+        }
     }
     n_lags > 0 && !templates.is_empty()
 }
