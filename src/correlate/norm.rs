@@ -51,10 +51,11 @@ impl ChannelNorm {
         // took more time than the rest of the loop).
         let mf = m as f64;
         for run in (0..n_lags).step_by(m) {
-            let (mut sum, mut sumsq) = data[run..run + m].iter().fold((0f64, 0f64), |(s, q), &v| {
-                let v = v as f64;
-                (s + v, q + v * v)
-            });
+            let (mut sum, mut sumsq) =
+                data[run..run + m].iter().fold((0f64, 0f64), |(s, q), &v| {
+                    let v = v as f64;
+                    (s + v, q + v * v)
+                });
             for j in run..n_lags.min(run + m) {
                 if j > run {
                     let (a, b) = (data[j - 1] as f64, data[j + m - 1] as f64);

@@ -500,3 +500,104 @@ fn cuda_mixed_precision_detects_what_fp32_detects() {
     assert_eq!(a.detections.len(), 429);
     compare("hinet-s4", &a.detections, &b.detections);
 }
+
+/// The probe of the planned sm_90 kernel (tests/integration/wgmma.rs): one
+/// `wgmma` reads the Hankel view of a shifted copy of the data through a
+/// descriptor whose core matrices overlap, and lays out its accumulators as
+/// the model says. Each shift is tried, and the descriptors with the two
+/// byte offsets exchanged, so that a failure says which reading the
+/// hardware has. Runs on compute capability 9.0 only (wgmma is sm_90a's);
+/// with the CPU standing in, the model.
+#[test]
+fn cuda_wgmma_reads_the_hankel_view_through_a_descriptor() {
+    use crate::wgmma::{self, Offsets, A_OFFSETS, B_OFFSETS};
+    use cudarc::driver::{CudaContext, LaunchConfig, PushKernelArg};
+    use cudarc::nvrtc::Ptx;
+    let test = "cuda_wgmma_reads_the_hankel_view_through_a_descriptor";
+    let (t, x) = wgmma::inputs();
+    let a = wgmma::a_image(&t);
+    if cpu_stands_in() {
+        for q in 0..8 {
+            let got = wgmma::as_matrix(&wgmma::model(&a, &wgmma::b_image(&x, q)));
+            assert_eq!(got, wgmma::hankel_product(&t, &x, q), "shift {q}");
+        }
+        return;
+    }
+    if gpu(test, None).is_none() {
+        return;
+    }
+    let ctx = CudaContext::new(0).unwrap();
+    let (major, minor) = ctx.compute_capability().unwrap();
+    if (major, minor) != (9, 0) {
+        let why = format!("wgmma needs compute capability 9.0, the device has {major}.{minor}");
+        return crate::util::skip(test, &why);
+    }
+    let module = ctx
+        .load_module(Ptx::from_src(include_str!(
+            "../../kernels/ptx/wgmma_probe.ptx"
+        )))
+        .unwrap();
+    let probe = module.load_function("wgmma_probe").unwrap();
+    let s = ctx.default_stream();
+    let swap = |o: Offsets| Offsets {
+        leading: o.stride,
+        stride: o.leading,
+    };
+    let run = |b: &[u8], ao: Offsets, bo: Offsets| -> Vec<f32> {
+        let (a_dev, b_dev) = (s.clone_htod(&a).unwrap(), s.clone_htod(b).unwrap());
+        let mut out = s.alloc_zeros::<f32>(128 * 32).unwrap();
+        let offsets = [ao.leading, ao.stride, bo.leading, bo.stride].map(|v| v as u32);
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = s.launch_builder(&probe);
+        launch.arg(&a_dev).arg(&b_dev);
+        for o in &offsets {
+            launch.arg(o);
+        }
+        launch.arg(&mut out);
+        // SAFETY: the arguments are wgmma_probe's; the images have the
+        // sizes it copies, every descriptor tried reads inside its shared
+        // memory, and `out` holds its 128 × 32 accumulators.
+        unsafe { launch.launch(cfg) }.unwrap();
+        s.clone_dtoh(&out).unwrap()
+    };
+    let mut report = Vec::new();
+    for q in 0..8 {
+        let b = wgmma::b_image(&x, q);
+        let want = wgmma::hankel_product(&t, &x, q);
+        let got = run(&b, A_OFFSETS, B_OFFSETS);
+        if wgmma::as_matrix(&got) == want {
+            continue;
+        }
+        // Which reading, if any, the hardware has.
+        for (name, ao, bo) in [
+            ("A offsets exchanged", swap(A_OFFSETS), B_OFFSETS),
+            ("B offsets exchanged", A_OFFSETS, swap(B_OFFSETS)),
+            ("both exchanged", swap(A_OFFSETS), swap(B_OFFSETS)),
+        ] {
+            if wgmma::as_matrix(&run(&b, ao, bo)) == want {
+                report.push(format!("shift {q}: matches with {name}"));
+            }
+        }
+        let mut sorted = got.clone();
+        let mut expected: Vec<f32> = want.concat();
+        sorted.sort_by(f32::total_cmp);
+        expected.sort_by(f32::total_cmp);
+        report.push(format!(
+            "shift {q}: wrong; the values {} the product's (accumulator layout {}); \
+             first accumulators {:?}, model {:?}",
+            if sorted == expected { "are" } else { "are not" },
+            if sorted == expected {
+                "differs"
+            } else {
+                "unknown"
+            },
+            &got[..8],
+            &wgmma::model(&a, &b)[..8]
+        ));
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}

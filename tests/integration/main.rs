@@ -14,3 +14,4 @@ mod plot;
 mod roundtrip;
 mod tribe;
 mod util;
+mod wgmma;
