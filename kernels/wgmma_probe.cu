@@ -16,8 +16,10 @@
 
 // The images' sizes, and room enough for every descriptor the host tries
 // to read only inside the block's shared memory.
-constexpr int A_BYTES = 64 * 16 * 2;
-constexpr int B_BYTES = (8 * 63 + 16) * 2;
+// (64 rows x 16 samples; 8 x 63 + 16 samples: a test checks them against
+// tests/integration/wgmma.rs.)
+constexpr int A_BYTES = 2048;
+constexpr int B_BYTES = 1040;
 constexpr int A_ROOM = 8192;
 
 // A shared-memory matrix descriptor without swizzling: start address, leading

@@ -414,14 +414,40 @@ mod tests {
                 ],
                 0..400,
             ),
+            // Mostly quiet stacks with rare spikes: whole chunks skipped
+            // next to chunks with peaks, as on a real day.
+            sparse in proptest::collection::vec(
+                proptest::prop_oneof![
+                    200 => -1.0f32..1.0,
+                    1 => -9.0f32..9.0,
+                    1 => proptest::sample::select(vec![f32::NAN, f32::INFINITY, -f32::INFINITY]),
+                ],
+                0..1000,
+            ),
             thresh in 0.5f32..4.0,
             trig_int in 0usize..8,
         ) {
-            proptest::prop_assert_eq!(
-                find_peaks(&s, thresh, trig_int, |_| true),
-                peaks_lag_by_lag(&s, thresh, trig_int)
-            );
+            for s in [&s, &sparse] {
+                proptest::prop_assert_eq!(
+                    find_peaks(s, thresh, trig_int, |_| true),
+                    peaks_lag_by_lag(s, thresh, trig_int)
+                );
+            }
         }
+    }
+
+    /// Peaks on the last lag of a chunk and the first of the next, each
+    /// beside a chunk with nothing above the threshold.
+    #[test]
+    fn peaks_on_chunk_edges() {
+        let mut s = vec![0.1f32; 256];
+        s[63] = 5.0;
+        s[128] = -6.0;
+        s[191] = 7.0;
+        s[192] = 6.5;
+        let want = peaks_lag_by_lag(&s, 3.0, 0);
+        assert_eq!(want, vec![(63, 5.0), (128, -6.0), (191, 7.0)]);
+        assert_eq!(find_peaks(&s, 3.0, 0, |_| true), want);
     }
 
     #[test]

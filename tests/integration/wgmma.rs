@@ -168,3 +168,14 @@ fn the_descriptor_reads_the_hankel_view() {
     };
     assert_ne!(read(&b, 8, 0, wrong), read(&b, 8, 0, B_OFFSETS));
 }
+
+/// The probe copies images of the sizes the host makes.
+#[test]
+fn the_probe_copies_the_images_the_host_makes() {
+    let src = include_str!("../../kernels/wgmma_probe.cu");
+    for (name, bytes) in [("A_BYTES", A_BYTES), ("B_BYTES", B_BYTES)] {
+        let line = format!("constexpr int {name} = {bytes};");
+        assert!(src.contains(&line), "wgmma_probe.cu lacks {line:?}");
+    }
+    assert_eq!(B_BYTES % 16, 0, "whole uint4s");
+}
