@@ -32,6 +32,15 @@ __device__ __forceinline__ unsigned long long descriptor(const void *p, unsigned
            ((unsigned long long)((stride >> 4) & 0x3fff) << 32);
 }
 
+// Keeps the compiler from moving accesses to the accumulators across the
+// asynchronous wgmma: they belong to the tensor cores until wait_group.
+__device__ __forceinline__ void fence_accumulators(float d[32])
+{
+#pragma unroll
+    for (int r = 0; r < 32; r++)
+        asm volatile("" : "+f"(d[r])::"memory");
+}
+
 extern "C" __global__ void wgmma_probe(const uint4 *__restrict__ a_image,
                                        const uint4 *__restrict__ b_image, unsigned a_leading,
                                        unsigned a_stride, unsigned b_leading, unsigned b_stride,
@@ -52,6 +61,7 @@ extern "C" __global__ void wgmma_probe(const uint4 *__restrict__ a_image,
 #pragma unroll
     for (int r = 0; r < 32; r++)
         d[r] = 0.0f;
+    fence_accumulators(d);
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
     asm volatile("{\n"
                  ".reg .pred p;\n"
@@ -70,6 +80,7 @@ extern "C" __global__ void wgmma_probe(const uint4 *__restrict__ a_image,
                  : "l"(da), "l"(db), "r"(0));
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+    fence_accumulators(d);
 #pragma unroll
     for (int r = 0; r < 32; r++)
         out[threadIdx.x * 32 + r] = d[r];

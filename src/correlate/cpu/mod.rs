@@ -338,8 +338,11 @@ impl<'a> Segment<'a> {
             for ((t, tspec), stack) in templates.iter().zip(tspecs).zip(stacks.iter_mut()) {
                 // Blocks before this one add only below j0 (lag j lands on
                 // j − pad ≤ j), so this block is the first to touch j0..
-                // and clears it, in cache, before adding.
+                // and clears it, in cache, before adding (the first
+                // batch's page faults fall here: counted as stacking).
+                let clear = timing::start(Stage::Stack);
                 stack[j0..j0 + valid].fill(0.0);
+                drop(clear);
                 self.correlate_block(plan, w, (bi, j0, valid), t, tspec, stack);
             }
         }
