@@ -74,8 +74,7 @@ impl ChannelNorm {
                 }
                 // M² × the variance, and 1 / std = M / sqrt of it: one
                 // square root and one division per lag (and the mean's,
-                // where kept), where there were three divisions; the
-                // divider is what bounds this loop.
+                // where kept), as the divider is what bounds this loop.
                 let (scaled_sq, scaled_var) = (mf * sumsq, mf * sumsq - sum * sum);
                 if scaled_var > FLAT_VARIANCE * scaled_sq && scaled_var.is_finite() {
                     inv_std[j] = (mf / scaled_var.sqrt()) as f32;

@@ -514,15 +514,11 @@ fn cuda_wgmma_reads_the_hankel_view_through_a_descriptor() {
     use cudarc::driver::{CudaContext, LaunchConfig, PushKernelArg};
     use cudarc::nvrtc::Ptx;
     let test = "cuda_wgmma_reads_the_hankel_view_through_a_descriptor";
+    if cpu_stands_in() {
+        return wgmma::assert_the_model_reads_the_hankel_view();
+    }
     let (t, x) = wgmma::inputs();
     let a = wgmma::a_image(&t);
-    if cpu_stands_in() {
-        for q in 0..8 {
-            let got = wgmma::as_matrix(&wgmma::model(&a, &wgmma::b_image(&x, q)));
-            assert_eq!(got, wgmma::hankel_product(&t, &x, q), "shift {q}");
-        }
-        return;
-    }
     if gpu(test, None).is_none() {
         return;
     }

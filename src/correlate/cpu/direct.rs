@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::super::{DayView, StackTemplate};
-use super::Simd;
+use super::{landing, Simd};
 use crate::timing::{self, Stage};
 
 /// Lags per block: the block's correlations (16 KiB) and data stay in L1.
@@ -67,14 +67,14 @@ pub fn stack(day: &DayView, templates: &[StackTemplate], stacks: &mut [Vec<f32>]
                     let valid = BLOCK.min(n_lags - j0);
                     // As in the FFT path: this block is the first to touch
                     // lags j0.. of the stack.
+                    let clear = timing::start(Stage::Stack);
                     stack[j0..j0 + valid].fill(0.0);
+                    drop(clear);
                     for c in &t.channels {
-                        // Lag j of the channel lands on stack index j − pad.
-                        let skip = c.pad.saturating_sub(j0);
+                        let (skip, k0) = landing(j0, c.pad);
                         if skip >= valid {
                             continue;
                         }
-                        let k0 = j0 + skip - c.pad;
                         let channel = &day.channels[c.channel];
                         let timer = timing::start(Stage::Direct);
                         let x = &channel.data[j0 + skip..j0 + valid + m - 1];

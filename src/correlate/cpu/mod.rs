@@ -47,6 +47,14 @@ pub fn fft_len(m: usize) -> usize {
     (8 * m).next_power_of_two().max(64)
 }
 
+/// Where a channel with moveout `pad` lands in the stack for a block of
+/// lags from `j0`: lag j of the channel goes to stack index j − pad, so its
+/// first `skip` lags fall before the stack and the rest go from `k0` on.
+fn landing(j0: usize, pad: usize) -> (usize, usize) {
+    let skip = pad.saturating_sub(j0);
+    (skip, j0 + skip - pad)
+}
+
 /// Templates of at most this many samples are correlated directly, longer
 /// ones by FFT: where the two met on the benchmark machine (benches/RESULTS.md,
 /// `cargo bench --bench stages -- method`).
@@ -365,12 +373,7 @@ impl<'a> Segment<'a> {
             if !self.active[block] {
                 continue;
             }
-            // Lag j of the channel lands on stack index j − pad.
-            let (skip, k0) = if j0 >= c.pad {
-                (0, j0 - c.pad)
-            } else {
-                (c.pad - j0, 0)
-            };
+            let (skip, k0) = landing(j0, c.pad);
             if skip >= valid {
                 continue;
             }
