@@ -9,7 +9,8 @@
 //! template channel correlated at one lag), in fp32 TFLOP/s (2·M FLOP per
 //! template-channel-sample, what a direct correlation does) and, on a GPU,
 //! as a fraction of its fp32 peak; on a GPU with tensor cores also with
-//! `--precision mixed`, as a fraction of its dense fp16 tensor peak. Then
+//! each mixed kernel it runs (wmma; on sm_90 wgmma too), as a fraction of
+//! its dense fp16 tensor peak. Then
 //! the scale check: `--scale` templates (5,000 by default on a GPU) over
 //! one hour at M = 400.
 //! Without `--device` every backend present is measured, the CPU with
@@ -23,8 +24,8 @@ use rayon::prelude::*;
 use tmatch::correlate::cpu::CpuBackend;
 use tmatch::correlate::cuda::CudaBackend;
 use tmatch::correlate::{
-    cuda_devices, normalize_template, Backend, ChannelNorm, DayChannel, DayView, PeakSpec,
-    Precision, StackChannel, StackTemplate,
+    cuda_devices, normalize_template, Backend, ChannelNorm, DayChannel, DayView, MixedKernel,
+    PeakSpec, StackChannel, StackTemplate,
 };
 use tmatch::detect::ThresholdType;
 
@@ -166,11 +167,18 @@ fn main() {
                     );
                 }
                 backends.push((Box::new(b), peak.map(|p| (p, "fp32")), 100, 5000));
-                match CudaBackend::new(0).and_then(|b| b.with_precision(Precision::Mixed)) {
-                    Ok(b) => {
-                        backends.push((Box::new(b), tensor.map(|p| (p, "fp16 tensor")), 100, 5000))
+                // Both mixed kernels where the GPU runs both (sm_90: wgmma,
+                // which --precision mixed chooses there, and wmma).
+                for kernel in [MixedKernel::Wgmma, MixedKernel::Wmma] {
+                    match CudaBackend::new(0).and_then(|b| b.with_mixed_kernel(kernel)) {
+                        Ok(b) => backends.push((
+                            Box::new(b),
+                            tensor.map(|p| (p, "fp16 tensor")),
+                            100,
+                            5000,
+                        )),
+                        Err(e) => println!("no {kernel:?} kernel measured ({e})"),
                     }
-                    Err(e) => println!("no mixed precision measured ({e})"),
                 }
             }
             r => println!("no CUDA device measured ({r:?})"),

@@ -462,12 +462,21 @@ mod tests {
             ("MIXED_SHIFTS", mixed::SHIFTS),
             ("MIXED_CHUNK", mixed::CHUNK),
             ("FRAG", mixed::FRAG),
+            ("WG_THREADS", mixed::sm90::THREADS),
+            ("WG_GROUP", mixed::sm90::GROUP),
+            ("WG_SHIFTS", mixed::sm90::SHIFTS),
+            ("WG_COLUMNS", mixed::sm90::COLUMNS),
+            ("WG_TILE", mixed::sm90::TILE),
+            ("WG_SPREAD", mixed::sm90::SPREAD),
+            ("WG_CHUNK", mixed::sm90::CHUNK),
+            ("WG_A_STRIDE", mixed::sm90::A_STRIDE),
         ];
         let sources = [
             ("offset.cuh", include_str!("../../kernels/offset.cuh")),
             ("stack.cu", include_str!("../../kernels/stack.cu")),
             ("detect.cu", include_str!("../../kernels/detect.cu")),
             ("mixed.cu", include_str!("../../kernels/mixed.cu")),
+            ("mixed_sm90.cu", include_str!("../../kernels/mixed_sm90.cu")),
         ];
         let mut seen = Vec::new();
         for (file, src) in sources {

@@ -66,12 +66,55 @@ impl fmt::Display for Precision {
 }
 
 impl Precision {
-    /// Whether a GPU of compute capability `major`.x runs the mixed kernel:
-    /// when asked (it needs tensor cores, sm_70 and later); `auto` does not
-    /// yet, no GPU run having measured it.
-    pub fn uses_mixed(self, major: i32) -> bool {
-        self == Precision::Mixed && major >= 7
+    /// The mixed kernel a GPU of compute capability `major`.`minor` runs:
+    /// when asked, and where it has tensor cores (sm_70 and later); `auto`
+    /// does not yet, no GPU run having measured it.
+    pub fn mixed_kernel(self, major: i32, minor: i32) -> Option<MixedKernel> {
+        (self == Precision::Mixed).then(|| MixedKernel::for_gpu(major, minor))?
     }
+}
+
+/// The two mixed-precision kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MixedKernel {
+    /// `wmma` (mixed.cu), from sm_70.
+    Wmma,
+    /// `wgmma` (mixed_sm90.cu), sm_90 only: Hopper's full tensor rate.
+    Wgmma,
+}
+
+impl MixedKernel {
+    /// The kernel for compute capability `major`.`minor`, if it has tensor
+    /// cores. `wgmma` is sm_90a's alone: later GPUs do not run its PTX.
+    pub fn for_gpu(major: i32, minor: i32) -> Option<MixedKernel> {
+        match (major, minor) {
+            (9, 0) => Some(MixedKernel::Wgmma),
+            (m, _) if m >= 7 => Some(MixedKernel::Wmma),
+            _ => None,
+        }
+    }
+
+    /// How the kernel's groups are formed.
+    pub fn shape(self) -> Shape {
+        match self {
+            MixedKernel::Wmma => Shape {
+                group: GROUP,
+                spread: SPREAD,
+            },
+            MixedKernel::Wgmma => Shape {
+                group: sm90::GROUP,
+                spread: sm90::SPREAD,
+            },
+        }
+    }
+}
+
+/// The most members of a group, and how far their pads on one channel
+/// may differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub group: usize,
+    pub spread: usize,
 }
 
 /// Templates per block: the `n` of a 16 × 16 × 16 fragment.
@@ -97,6 +140,51 @@ pub const SHARED_BYTES: usize = {
     let union = if copies > products { copies } else { products };
     union + GROUP * CHUNK * 2
 };
+
+/// The geometry of the sm_90 kernel (mixed_sm90.cu; kernels/README.md,
+/// "The sm_90 kernel"). A block stacks [`TILE`](sm90::TILE) lags of a
+/// group of [`GROUP`](sm90::GROUP) templates: `wgmma.m64n64k16` with the
+/// members as A (from registers) and the data as B, read through a matrix
+/// descriptor from [`SHIFTS`](sm90::SHIFTS) shifted fp16 copies (columns =
+/// lags `q + 8n`). Each member's window sits in a template row of
+/// [`k_len`](sm90::k_len) samples at its pad less the entry's smallest,
+/// so that every member's product at a column is its correlation at that
+/// stack lag.
+pub mod sm90 {
+    /// Templates per block: wgmma's `m`.
+    pub const GROUP: usize = 64;
+    /// Shifted copies of the data.
+    pub const SHIFTS: usize = 8;
+    /// Columns (lags `q + 8n`) of each shift's product: wgmma's `n`.
+    pub const COLUMNS: usize = 64;
+    /// Stack lags per block.
+    pub const TILE: usize = SHIFTS * COLUMNS;
+    /// The most a group's pads on one channel may differ: they widen every
+    /// template row of that channel, at a cost of spread / (M + spread).
+    pub const SPREAD: usize = 256;
+    /// Template samples staged at a time.
+    pub const CHUNK: usize = 64;
+    /// fp16 samples between the staged rows of the templates (conflict-free
+    /// fragment loads).
+    pub const A_STRIDE: usize = 72;
+    /// Threads per block: two warpgroups.
+    pub const THREADS: usize = 256;
+    /// Accumulators per thread: four m64n64 products.
+    pub const VALUES: usize = SHIFTS / (THREADS / 128) * GROUP * COLUMNS / 128;
+    /// fp16 samples of a shifted copy that one chunk's products read.
+    pub const COPY: usize = 8 * (COLUMNS - 1) + CHUNK;
+    /// Dynamic shared memory (WG_SHARED_BYTES in mixed_sm90.cu): the
+    /// threads' stack sums, then two staging buffers (shifted copies and
+    /// the templates' chunk).
+    pub const SHARED_BYTES: usize =
+        VALUES * THREADS * 4 + 2 * (SHIFTS * COPY * 2 + GROUP * A_STRIDE * 2);
+
+    /// Samples of a template row for templates of `m` samples whose pads
+    /// on the channel span `spread`: rounded up to whole k16 steps.
+    pub fn k_len(m: usize, spread: usize) -> usize {
+        (m + spread).next_multiple_of(16)
+    }
+}
 
 /// The power of two `2^(14 − ⌈log2 max⌉)` that brings a block's largest
 /// magnitude `max` into (2^13, 2^14], where fp16 keeps 11 significant bits
@@ -194,14 +282,14 @@ impl Group {
     }
 
     /// Whether template `t` can join: room, and each of its windows within
-    /// [`SPREAD`] of the members' windows in the same entry.
-    fn admits(&self, t: &StackTemplate) -> bool {
-        self.members.len() < GROUP
+    /// the spread of the members' windows in the same entry.
+    fn admits(&self, t: &StackTemplate, shape: Shape) -> bool {
+        self.members.len() < shape.group
             && windows(t).iter().all(|&(_, ch, ord, pad)| {
                 self.entry(ch, ord).map_or(true, |e| {
                     let pads = self.channels[e].slots.iter().flatten().map(|s| s.1);
                     let (lo, hi) = pads.fold((pad, pad), |(lo, hi), p| (lo.min(p), hi.max(p)));
-                    hi - lo <= SPREAD
+                    hi - lo <= shape.spread
                 })
             })
     }
@@ -229,17 +317,17 @@ impl Group {
     }
 }
 
-/// Groups of templates for the mixed kernel, every template in one: each
-/// joins the first of the last few open groups that admits it (templates
-/// of neighbouring events, which catalogues list together, share channels
-/// and have close moveouts), else opens a new one.
-pub fn group_templates(templates: &[StackTemplate]) -> Vec<Group> {
+/// Groups of templates for a mixed kernel of `shape`, every template in
+/// one: each joins the first of the last few open groups that admits it
+/// (templates of neighbouring events, which catalogues list together,
+/// share channels and have close moveouts), else opens a new one.
+pub fn group_templates(templates: &[StackTemplate], shape: Shape) -> Vec<Group> {
     // How many of the latest groups a template tries before opening one.
     const LOOK_BACK: usize = 8;
     let mut groups: Vec<Group> = Vec::new();
     for (i, t) in templates.iter().enumerate() {
         let from = groups.len().saturating_sub(LOOK_BACK);
-        match groups[from..].iter_mut().find(|g| g.admits(t)) {
+        match groups[from..].iter_mut().find(|g| g.admits(t, shape)) {
             Some(g) => g.add(i, t),
             None => {
                 let mut g = Group {
@@ -252,6 +340,147 @@ pub fn group_templates(templates: &[StackTemplate]) -> Vec<Group> {
         }
     }
     groups
+}
+
+/// A template batch in groups, laid out as a mixed kernel's arguments
+/// (mixed.cu, mixed_sm90.cu): per channel entry of each group, the
+/// members' windows scaled by a power of two and rounded to fp16 in rows
+/// of `entry_k[e]` samples from `entry_wave[e]` (zeros elsewhere and for
+/// empty slots). The wmma kernel's rows are M rounded up to 16, each window
+/// at 0; the wgmma kernel's cover the entry's pads, each window at its pad
+/// less the entry's smallest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub kernel: MixedKernel,
+    pub groups: usize,
+    /// M rounded up to 16.
+    pub mp: usize,
+    /// The rows' samples, each an fp16 value (see [`Layout::fp16_bits`]).
+    pub waves: Vec<f32>,
+    pub entry_wave: Vec<i64>,
+    pub entry_k: Vec<i32>,
+    /// Group g's entries are `entry_first[g] .. entry_first[g + 1]`.
+    pub entry_first: Vec<i32>,
+    pub entry_chan: Vec<i32>,
+    pub entry_min_pad: Vec<i32>,
+    pub entry_tscale: Vec<f32>,
+    /// Per entry and member slot (pad −1: no window there).
+    pub slot_pad: Vec<i32>,
+    pub slot_weight: Vec<f32>,
+    /// Per group and member slot: the template's index in the batch (−1:
+    /// empty slot) and its largest pad.
+    pub member_row: Vec<i32>,
+    pub member_max_pad: Vec<i32>,
+}
+
+impl Layout {
+    /// `templates` of `m` samples in groups for `kernel`.
+    pub fn new(templates: &[StackTemplate], m: usize, kernel: MixedKernel) -> Layout {
+        Layout::with_rounding(templates, m, kernel, true)
+    }
+
+    /// The rows' samples as fp16 bits, as the kernels read them.
+    pub fn fp16_bits(&self) -> Vec<u16> {
+        self.waves
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_bits())
+            .collect()
+    }
+
+    /// Without `round` the rows keep f32 samples: for the CPU model's check
+    /// of the index arithmetic alone.
+    pub(crate) fn with_rounding(
+        templates: &[StackTemplate],
+        m: usize,
+        kernel: MixedKernel,
+        round: bool,
+    ) -> Layout {
+        let shape = kernel.shape();
+        let groups = group_templates(templates, shape);
+        let mp = m.div_ceil(FRAG) * FRAG;
+        let mut l = Layout {
+            kernel,
+            groups: groups.len(),
+            mp,
+            waves: Vec::new(),
+            entry_wave: Vec::new(),
+            entry_k: Vec::new(),
+            entry_first: vec![0],
+            entry_chan: Vec::new(),
+            entry_min_pad: Vec::new(),
+            entry_tscale: Vec::new(),
+            slot_pad: Vec::new(),
+            slot_weight: Vec::new(),
+            member_row: Vec::new(),
+            member_max_pad: Vec::new(),
+        };
+        for g in &groups {
+            for e in &g.channels {
+                l.add_entry(templates, (g, e), m, shape.group, round);
+            }
+            l.entry_first.push(l.entry_chan.len() as i32);
+            for s in 0..shape.group {
+                let t = g.members.get(s);
+                l.member_row.push(t.map_or(-1, |&t| t as i32));
+                l.member_max_pad
+                    .push(t.map_or(0, |&t| templates[t].max_pad() as i32));
+            }
+        }
+        l
+    }
+
+    fn add_entry(
+        &mut self,
+        templates: &[StackTemplate],
+        (g, e): (&Group, &GroupChannel),
+        m: usize,
+        slots: usize,
+        round: bool,
+    ) {
+        let window = |s: usize| {
+            let slot = e.slots.get(s).copied().flatten();
+            slot.map(|(ci, pad, w)| (&*templates[g.members[s]].channels[ci].waveform, pad, w))
+        };
+        let max = (0..slots)
+            .filter_map(window)
+            .flat_map(|(w, _, _)| w.iter())
+            .fold(0f32, |a, v| a.max(v.abs()));
+        let scale = scale_for(max);
+        let spread = (0..slots)
+            .filter_map(window)
+            .map(|(_, pad, _)| pad - e.min_pad)
+            .max()
+            .unwrap_or(0);
+        let k = match self.kernel {
+            MixedKernel::Wmma => self.mp,
+            MixedKernel::Wgmma => sm90::k_len(m, spread),
+        };
+        self.entry_wave.push(self.waves.len() as i64);
+        self.entry_k.push(k as i32);
+        for s in 0..slots {
+            let w = window(s);
+            let at = match (self.kernel, w) {
+                (MixedKernel::Wgmma, Some((_, pad, _))) => pad - e.min_pad,
+                _ => 0,
+            };
+            self.waves.extend((0..k).map(|i| match w {
+                Some((w, _, _)) if (at..at + m).contains(&i) => {
+                    let v = w[i - at] * scale;
+                    if round {
+                        half::f16::from_f32(v).to_f32()
+                    } else {
+                        v
+                    }
+                }
+                _ => 0.0,
+            }));
+            self.slot_pad.push(w.map_or(-1, |(_, p, _)| p as i32));
+            self.slot_weight.push(w.map_or(0.0, |(_, _, w)| w));
+        }
+        self.entry_chan.push(e.channel as i32);
+        self.entry_min_pad.push(e.min_pad as i32);
+        self.entry_tscale.push(scale);
+    }
 }
 
 #[cfg(test)]
@@ -284,7 +513,7 @@ mod tests {
         // Two windows on one channel (P and S of one SEED id), twice.
         ts.push(template(&[(3, 400), (3, 0)]));
         ts.push(template(&[(3, 10), (3, 420)]));
-        let groups = group_templates(&ts);
+        let groups = group_templates(&ts, MixedKernel::Wmma.shape());
         let members: Vec<Vec<usize>> = groups.iter().map(|g| g.members.clone()).collect();
         assert_eq!(members[0], (0..16).collect::<Vec<_>>());
         assert_eq!(members[1], vec![16, 17, 18, 19, 21, 22]);
@@ -320,10 +549,58 @@ mod tests {
         }
     }
 
+    /// The sm_90 kernel's groups hold 64, and its layout places each
+    /// window at its pad less the entry's smallest, in rows that cover the
+    /// entry's spread.
+    #[test]
+    fn sm90_groups_and_rows() {
+        let mut ts: Vec<StackTemplate> =
+            (0..70).map(|i| template(&[(0, i), (1, 300 + i)])).collect();
+        ts.push(template(&[(1, 0), (2, 5)]));
+        let groups = group_templates(&ts, MixedKernel::Wgmma.shape());
+        let members: Vec<Vec<usize>> = groups.iter().map(|g| g.members.clone()).collect();
+        assert_eq!(
+            members,
+            vec![(0..64).collect(), (64..70).collect(), vec![70]]
+        );
+        let l = Layout::with_rounding(&ts, 4, MixedKernel::Wgmma, false);
+        assert_eq!(l.groups, 3);
+        assert_eq!(l.entry_first, vec![0, 2, 4, 6]);
+        // Group 0, channel 1: pads 300 .. 363, rows of 4 + 63 → 80 samples.
+        assert_eq!(
+            (l.entry_chan[1], l.entry_min_pad[1], l.entry_k[1]),
+            (1, 300, 80)
+        );
+        let row = |e: usize, slot: usize| {
+            let k = l.entry_k[e] as usize;
+            &l.waves[l.entry_wave[e] as usize + slot * k..][..k]
+        };
+        // The waveforms are zeros: mark member 5's window to find it.
+        let mut marked = ts.clone();
+        marked[5].channels[1].waveform = Arc::from(vec![1.0f32; 4]);
+        let lm = Layout::with_rounding(&marked, 4, MixedKernel::Wgmma, false);
+        let k = lm.entry_k[1] as usize;
+        let r = &lm.waves[lm.entry_wave[1] as usize + 5 * k..][..k];
+        let at: Vec<usize> = (0..k).filter(|&i| r[i] != 0.0).collect();
+        assert_eq!(at, vec![5, 6, 7, 8]);
+        assert!(row(1, 5).iter().all(|&v| v == 0.0));
+        assert_eq!(l.slot_pad[64 + 5], 305);
+        // Group 1 has 6 members: slots 6 .. 63 empty.
+        assert_eq!(l.member_row[64..70], [64, 65, 66, 67, 68, 69]);
+        assert!(l.member_row[70..128].iter().all(|&r| r == -1));
+        assert_eq!(
+            l.waves.len(),
+            l.entry_wave[5] as usize + 64 * l.entry_k[5] as usize
+        );
+    }
+
     #[test]
     fn the_launch_asks_for_the_shared_memory_the_kernel_lays_out() {
         // static_assert(MIXED_SHARED_BYTES == 86016) in mixed.cu.
         assert_eq!(SHARED_BYTES, 86016);
+        // static_assert(WG_SHARED_BYTES == 167680) in mixed_sm90.cu.
+        assert_eq!(sm90::SHARED_BYTES, 167680);
+        assert_eq!(sm90::VALUES, 128);
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod screen;
 mod test_support;
 
 pub use device::{cuda_devices, open_backends, DeviceSpec};
-pub use mixed::Precision;
+pub use mixed::{MixedKernel, Precision};
 pub use norm::ChannelNorm;
 
 use std::ops::Range;

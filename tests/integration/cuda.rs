@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use tmatch::correlate::cpu::CpuBackend;
 use tmatch::correlate::cuda::CudaBackend;
-use tmatch::correlate::{cuda_devices, host_peaks, Backend, PeakSpec, Precision, TemplatePeaks};
+use tmatch::correlate::{cuda_devices, host_peaks, Backend, MixedKernel, PeakSpec, TemplatePeaks};
 use tmatch::detect::DetectParams;
 use tmatch::detect::{Detection, ThresholdType};
 use tmatch::epoch;
@@ -434,7 +434,9 @@ fn cuda_detects_what_the_cpu_detects_on_hinet() {
 /// are recomputed as the fp32 kernel computes them, so the detections and
 /// their cc_sum are the fp32 path's bit for bit (the threshold comes from
 /// the screened stack, within its margin of fp32's). On the samples, in
-/// batches of 3 templates (groups across batches), and on the hinet day.
+/// batches of 3 templates (groups across batches), and on the hinet day;
+/// with every mixed kernel the GPU runs (on compute capability 9.0 the
+/// wgmma kernel, which `--precision mixed` chooses there, and the wmma one).
 #[test]
 fn cuda_mixed_precision_detects_what_fp32_detects() {
     let test = "cuda_mixed_precision_detects_what_fp32_detects";
@@ -444,10 +446,11 @@ fn cuda_mixed_precision_detects_what_fp32_detects() {
     let Some(_) = gpu(test, None) else {
         return;
     };
-    let open = |precision, batch| {
+    let fp32: Box<dyn Backend> = Box::new(CudaBackend::new(0).unwrap());
+    let mixed = |kernel, batch| {
         let b = CudaBackend::new(0)
             .unwrap()
-            .with_precision(precision)
+            .with_mixed_kernel(kernel)
             .unwrap();
         Box::new(match batch {
             Some(n) => b.with_max_batch(n),
@@ -471,17 +474,27 @@ fn cuda_mixed_precision_detects_what_fp32_detects() {
             fp32.len()
         );
     };
+    let cc = cudarc::driver::CudaContext::new(0)
+        .unwrap()
+        .compute_capability()
+        .unwrap();
+    let kernels: Vec<MixedKernel> = [MixedKernel::Wmma, MixedKernel::Wgmma]
+        .into_iter()
+        .filter(|&k| k == MixedKernel::Wmma || MixedKernel::for_gpu(cc.0, cc.1) == Some(k))
+        .collect();
     let (set, archive) = crate::days::setup();
     let params = DetectParams {
         threshold: 10.0,
         ..Default::default()
     };
-    let (fp32, mixed) = (open(Precision::Fp32, None), open(Precision::Mixed, Some(3)));
-    for day in ["2024-02-29", "2024-03-01", "2024-03-02"] {
-        let d = epoch::parse_day(day).unwrap();
-        let a = detect_day(&set, &archive, d, &params, fp32.as_ref()).unwrap();
-        let b = detect_day(&set, &archive, d, &params, mixed.as_ref()).unwrap();
-        compare(day, &a.detections, &b.detections);
+    for &kernel in &kernels {
+        let screened = mixed(kernel, Some(3));
+        for day in ["2024-02-29", "2024-03-01", "2024-03-02"] {
+            let d = epoch::parse_day(day).unwrap();
+            let a = detect_day(&set, &archive, d, &params, fp32.as_ref()).unwrap();
+            let b = detect_day(&set, &archive, d, &params, screened.as_ref()).unwrap();
+            compare(&format!("{kernel:?} {day}"), &a.detections, &b.detections);
+        }
     }
     let Some(shared) = shared() else {
         return skip_gpu_test(test, "../shared (real data and reference) not found");
@@ -489,16 +502,15 @@ fn cuda_mixed_precision_detects_what_fp32_detects() {
     let (set, archive, params) = crate::hinet::setup(&shared);
     let day = epoch::parse_day("2012-09-02").unwrap();
     let a = detect_day(&set, &archive, day, &params, fp32.as_ref()).unwrap();
-    let b = detect_day(
-        &set,
-        &archive,
-        day,
-        &params,
-        open(Precision::Mixed, None).as_ref(),
-    )
-    .unwrap();
     assert_eq!(a.detections.len(), 429);
-    compare("hinet-s4", &a.detections, &b.detections);
+    for &kernel in &kernels {
+        let b = detect_day(&set, &archive, day, &params, mixed(kernel, None).as_ref()).unwrap();
+        compare(
+            &format!("{kernel:?} hinet-s4"),
+            &a.detections,
+            &b.detections,
+        );
+    }
 }
 
 /// The probe of the planned sm_90 kernel (tests/integration/wgmma.rs): one

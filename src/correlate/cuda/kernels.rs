@@ -10,11 +10,15 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
-use crate::correlate::mixed::{SHARED_BYTES as MIXED_SHARED_BYTES, TILE as MIXED_TILE};
+use crate::correlate::mixed::{
+    self, MixedKernel, SHARED_BYTES as MIXED_SHARED_BYTES, TILE as MIXED_TILE,
+};
 
 const STACK_PTX: &str = include_str!("../../../kernels/ptx/stack.ptx");
 const DETECT_PTX: &str = include_str!("../../../kernels/ptx/detect.ptx");
 const MIXED_PTX: &str = include_str!("../../../kernels/ptx/mixed.ptx");
+/// sm_90a only: loaded on a GPU of compute capability 9.0 alone.
+const MIXED_SM90_PTX: &str = include_str!("../../../kernels/ptx/mixed_sm90.ptx");
 
 /// Threads per block of every kernel but `radix_select` (THREADS in
 /// stack.cu, `__launch_bounds__` in detect.cu).
@@ -42,6 +46,8 @@ const SCAN_PER_THREAD: usize = 32;
 pub struct Kernels {
     correlate_stack: CudaFunction,
     correlate_stack_mixed: CudaFunction,
+    /// On a GPU of compute capability 9.0.
+    correlate_stack_wgmma: Option<CudaFunction>,
     radix_histogram: CudaFunction,
     radix_select: CudaFunction,
     candidates: CudaFunction,
@@ -60,15 +66,20 @@ pub struct DayArgs<'a> {
     pub n_lags: usize,
 }
 
-/// A template batch in groups, in the layout of `correlate_stack_mixed`'s
-/// arguments (see mixed.cu and [`crate::correlate::mixed`]).
+/// A template batch in groups, in the layout of the arguments of
+/// `correlate_stack_mixed` or of `correlate_stack_wgmma` (see mixed.cu,
+/// mixed_sm90.cu and [`crate::correlate::mixed`]).
 pub struct MixedArgs {
+    pub kernel: MixedKernel,
     pub groups: usize,
     pub m: usize,
     /// M rounded up to 16.
     pub mp: usize,
-    /// fp16 bits, per entry `GROUP × mp`.
+    /// fp16 bits: per entry `GROUP × mp` (wmma) or `sm90::GROUP ×
+    /// entry_k[e]` from `entry_wave[e]` (wgmma).
     pub waves: CudaSlice<u16>,
+    pub entry_wave: CudaSlice<i64>,
+    pub entry_k: CudaSlice<i32>,
     pub entry_first: CudaSlice<i32>,
     pub entry_chan: CudaSlice<i32>,
     pub entry_min_pad: CudaSlice<i32>,
@@ -165,9 +176,25 @@ impl Kernels {
                 MIXED_SHARED_BYTES as i32,
             )
             .map_err(|e| ("correlate_stack_mixed: shared memory".to_string(), e))?;
+        let correlate_stack_wgmma = if ctx
+            .compute_capability()
+            .map_err(|e| ("compute capability".to_string(), e))?
+            == (9, 0)
+        {
+            let f = f(&load(MIXED_SM90_PTX)?, "correlate_stack_wgmma")?;
+            f.set_attribute(
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                mixed::sm90::SHARED_BYTES as i32,
+            )
+            .map_err(|e| ("correlate_stack_wgmma: shared memory".to_string(), e))?;
+            Some(f)
+        } else {
+            None
+        };
         Ok(Kernels {
             correlate_stack: f(&stack, "correlate_stack")?,
             correlate_stack_mixed,
+            correlate_stack_wgmma,
             radix_histogram: f(&det, "radix_histogram")?,
             radix_select: f(&det, "radix_select")?,
             candidates: f(&det, "candidates")?,
@@ -213,11 +240,27 @@ impl Kernels {
         Ok(())
     }
 
-    /// `correlate_stack_mixed`: the screened stacks of the members of every
-    /// group of `b` into their rows of `stacks` (`rows × n_lags`) and each
-    /// row's error margin (bits of a float, raised with atomicMax: zeroed by
-    /// the caller) into `margin`.
+    /// The screened stacks of the members of every group of `b` into their
+    /// rows of `stacks` (`rows × n_lags`) and each row's error margin (bits
+    /// of a float, raised with atomicMax: zeroed by the caller) into
+    /// `margin`, by the kernel `b` was laid out for.
     pub fn correlate_stack_mixed(
+        &self,
+        stream: &CudaStream,
+        day: &DayArgs,
+        b: &MixedArgs,
+        zero_tail: bool,
+        stacks: &mut CudaSlice<f32>,
+        margin: &mut CudaSlice<u32>,
+    ) -> Result<(), DriverError> {
+        match b.kernel {
+            MixedKernel::Wmma => self.wmma(stream, day, b, zero_tail, stacks, margin),
+            MixedKernel::Wgmma => self.wgmma(stream, day, b, zero_tail, stacks, margin),
+        }
+    }
+
+    /// `correlate_stack_mixed` (mixed.cu).
+    fn wmma(
         &self,
         stream: &CudaStream,
         day: &DayArgs,
@@ -247,6 +290,59 @@ impl Kernels {
                 .arg(&m)
                 .arg(&mp)
                 .arg(&b.waves)
+                .arg(&b.entry_first)
+                .arg(&b.entry_chan)
+                .arg(&b.entry_min_pad)
+                .arg(&b.entry_tscale)
+                .arg(&b.slot_pad)
+                .arg(&b.slot_weight)
+                .arg(&b.member_row)
+                .arg(&b.member_max_pad)
+                .arg(&b.coefficient)
+                .arg(&zero_tail)
+                .arg(stacks)
+                .arg(margin)
+                .launch(cfg)?;
+        }
+        Ok(())
+    }
+
+    /// `correlate_stack_wgmma` (mixed_sm90.cu), on a GPU of compute
+    /// capability 9.0 (the backend chooses it there alone).
+    fn wgmma(
+        &self,
+        stream: &CudaStream,
+        day: &DayArgs,
+        b: &MixedArgs,
+        zero_tail: bool,
+        stacks: &mut CudaSlice<f32>,
+        margin: &mut CudaSlice<u32>,
+    ) -> Result<(), DriverError> {
+        let kernel = self
+            .correlate_stack_wgmma
+            .as_ref()
+            .expect("the wgmma kernel, loaded on compute capability 9.0");
+        let mean = day.mean.as_ref().expect("a day loaded with window means");
+        let (n, n_lags) = (day.len as i64, day.n_lags as i64);
+        let zero_tail = i32::from(zero_tail);
+        let mut cfg = grid(day.n_lags.div_ceil(mixed::sm90::TILE), b.groups, 1);
+        cfg.shared_mem_bytes = mixed::sm90::SHARED_BYTES as u32;
+        // SAFETY: the argument list is the kernel's signature
+        // (mixed_sm90.cu); the grid covers every lag and group, each entry's
+        // rows lie inside `waves` (from `entry_wave`, `entry_k` long), member
+        // rows index `stacks` and `margin`, and the shared memory is what the
+        // kernel lays out (opted in at load).
+        unsafe {
+            stream
+                .launch_builder(kernel)
+                .arg(&day.x)
+                .arg(&day.inv)
+                .arg(mean)
+                .arg(&n)
+                .arg(&n_lags)
+                .arg(&b.waves)
+                .arg(&b.entry_wave)
+                .arg(&b.entry_k)
                 .arg(&b.entry_first)
                 .arg(&b.entry_chan)
                 .arg(&b.entry_min_pad)

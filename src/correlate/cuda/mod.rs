@@ -33,7 +33,7 @@ use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DriverError};
 
 use rayon::prelude::*;
 
-use super::mixed::{self, Precision};
+use super::mixed::{self, MixedKernel, Precision};
 use super::{
     peaks_from_candidates, screen, Backend, DayView, PeakSpec, StackTemplate, TemplatePeaks,
 };
@@ -70,9 +70,9 @@ pub struct CudaBackend {
     days: Days,
     /// Templates per batch at most (the grid's limit, or [`MAX_BATCH_VAR`]).
     max_batch: usize,
-    /// Whether peaks are searched in stacks screened on tensor cores
-    /// (`--precision`); [`Backend::stack`] is always fp32.
-    mixed: bool,
+    /// The kernel whose stacks, screened on tensor cores, peaks are
+    /// searched in (`--precision`); [`Backend::stack`] is always fp32.
+    mixed: Option<MixedKernel>,
     /// The streams serve one call at a time.
     busy: Mutex<()>,
 }
@@ -190,26 +190,45 @@ impl CudaBackend {
             ctx,
             kernels,
             max_batch,
-            mixed: false,
+            mixed: None,
             busy: Mutex::new(()),
         })
     }
 
     /// Search peaks with the stack kernel `precision` chooses for this GPU;
     /// `mixed` on a GPU without tensor cores is refused.
-    pub fn with_precision(mut self, precision: Precision) -> Result<CudaBackend> {
+    pub fn with_precision(self, precision: Precision) -> Result<CudaBackend> {
         let (major, minor) = self.ctx.compute_capability().map_err(|e| self.error(e))?;
-        self.mixed = precision.uses_mixed(major);
-        if self.mixed {
-            self.name.push_str(", mixed precision");
-        }
-        if precision == Precision::Mixed && !self.mixed {
-            return Err(Error::Device(format!(
+        match precision.mixed_kernel(major, minor) {
+            Some(kernel) => self.with_mixed_kernel(kernel),
+            None if precision == Precision::Mixed => Err(Error::Device(format!(
                 "--precision mixed: {} has compute capability {major}.{minor}; tensor cores \
                  need 7.0 or later",
                 self.name
+            ))),
+            None => Ok(self),
+        }
+    }
+
+    /// Screen with `kernel` (the GPU tests run both on an sm_90 GPU);
+    /// refused where the GPU cannot run it.
+    pub fn with_mixed_kernel(mut self, kernel: MixedKernel) -> Result<CudaBackend> {
+        let (major, minor) = self.ctx.compute_capability().map_err(|e| self.error(e))?;
+        let runs = match kernel {
+            MixedKernel::Wmma => major >= 7,
+            MixedKernel::Wgmma => (major, minor) == (9, 0),
+        };
+        if !runs {
+            return Err(Error::Device(format!(
+                "{}: compute capability {major}.{minor} cannot run the {kernel:?} kernel",
+                self.name
             )));
         }
+        self.mixed = Some(kernel);
+        self.name.push_str(match kernel {
+            MixedKernel::Wmma => ", mixed precision",
+            MixedKernel::Wgmma => ", mixed precision (wgmma)",
+        });
         Ok(self)
     }
 
@@ -356,64 +375,31 @@ impl CudaBackend {
         })
     }
 
-    /// The template batch in groups for the mixed kernel, on `stream`: each
-    /// group's channel entries, the members' windows there scaled by a power
-    /// of two and rounded to fp16 (zeros past M and for empty slots).
+    /// The template batch in groups for `kernel`, on `stream`
+    /// ([`mixed::Layout`]).
     fn upload_mixed(
         stream: &Arc<CudaStream>,
         templates: &[StackTemplate],
         m: usize,
+        kernel: MixedKernel,
     ) -> std::result::Result<MixedArgs, DriverError> {
-        let groups = mixed::group_templates(templates);
-        let mp = m.div_ceil(mixed::FRAG) * mixed::FRAG;
-        let mut waves: Vec<u16> = Vec::new();
-        let (mut first, mut chan, mut min_pad, mut tscale) = (vec![0i32], vec![], vec![], vec![]);
-        let (mut slot_pad, mut slot_weight) = (Vec::new(), Vec::new());
-        let (mut row, mut max_pad) = (Vec::new(), Vec::new());
-        for g in &groups {
-            for e in &g.channels {
-                let window = |s: usize| {
-                    e.slots[s].map(|(ci, _, _)| &templates[g.members[s]].channels[ci].waveform)
-                };
-                let max = (0..e.slots.len())
-                    .filter_map(window)
-                    .flat_map(|w| w.iter())
-                    .fold(0f32, |a, v| a.max(v.abs()));
-                let scale = mixed::scale_for(max);
-                for s in 0..mixed::GROUP {
-                    let w = if s < e.slots.len() { window(s) } else { None };
-                    waves.extend((0..mp).map(|i| match w {
-                        Some(w) if i < m => half::f16::from_f32(w[i] * scale).to_bits(),
-                        _ => 0,
-                    }));
-                    let slot = e.slots.get(s).copied().flatten();
-                    slot_pad.push(slot.map_or(-1, |(_, p, _)| p as i32));
-                    slot_weight.push(slot.map_or(0.0, |(_, _, w)| w));
-                }
-                chan.push(e.channel as i32);
-                min_pad.push(e.min_pad as i32);
-                tscale.push(scale);
-            }
-            first.push(chan.len() as i32);
-            for s in 0..mixed::GROUP {
-                let t = g.members.get(s);
-                row.push(t.map_or(-1, |&t| t as i32));
-                max_pad.push(t.map_or(0, |&t| templates[t].max_pad() as i32));
-            }
-        }
+        let l = mixed::Layout::new(templates, m, kernel);
         Ok(MixedArgs {
-            groups: groups.len(),
+            kernel,
+            groups: l.groups,
             m,
-            mp,
-            waves: stream.clone_htod(&waves)?,
-            entry_first: stream.clone_htod(&first)?,
-            entry_chan: stream.clone_htod(&chan)?,
-            entry_min_pad: stream.clone_htod(&min_pad)?,
-            entry_tscale: stream.clone_htod(&tscale)?,
-            slot_pad: stream.clone_htod(&slot_pad)?,
-            slot_weight: stream.clone_htod(&slot_weight)?,
-            member_row: stream.clone_htod(&row)?,
-            member_max_pad: stream.clone_htod(&max_pad)?,
+            mp: l.mp,
+            waves: stream.clone_htod(&l.fp16_bits())?,
+            entry_wave: stream.clone_htod(&l.entry_wave)?,
+            entry_k: stream.clone_htod(&l.entry_k)?,
+            entry_first: stream.clone_htod(&l.entry_first)?,
+            entry_chan: stream.clone_htod(&l.entry_chan)?,
+            entry_min_pad: stream.clone_htod(&l.entry_min_pad)?,
+            entry_tscale: stream.clone_htod(&l.entry_tscale)?,
+            slot_pad: stream.clone_htod(&l.slot_pad)?,
+            slot_weight: stream.clone_htod(&l.slot_weight)?,
+            member_row: stream.clone_htod(&l.member_row)?,
+            member_max_pad: stream.clone_htod(&l.member_max_pad)?,
             coefficient: mixed::channel_error_coefficient(m) as f32,
         })
     }
@@ -427,7 +413,8 @@ impl CudaBackend {
         m: usize,
         stream: &Arc<CudaStream>,
     ) -> std::result::Result<(CudaSlice<f32>, CudaSlice<u32>), DriverError> {
-        let batch = Self::upload_mixed(stream, templates, m)?;
+        let kernel = self.mixed.expect("a backend with a mixed kernel");
+        let batch = Self::upload_mixed(stream, templates, m, kernel)?;
         // SAFETY: every template is a member of one group, and the kernel
         // writes every lag of every member.
         let mut stacks = unsafe { stream.alloc::<f32>(templates.len() * day.n_lags) }?;
@@ -478,7 +465,7 @@ impl CudaBackend {
         let batch = &templates[range.clone()];
         // A day loaded without window means (not through `load_day` with
         // this backend's needs) is stacked in fp32: slower, as exact.
-        let (stacks, margins) = if self.mixed && day.has_mean() {
+        let (stacks, margins) = if self.mixed.is_some() && day.has_mean() {
             let (s, margins) = self.launch_stack_mixed(day, batch, m, compute)?;
             (s, Some(margins))
         } else {
@@ -834,7 +821,7 @@ impl Backend for CudaBackend {
     }
 
     fn needs_window_means(&self) -> bool {
-        self.mixed
+        self.mixed.is_some()
     }
 }
 

@@ -15,6 +15,8 @@
 //! direct f64 oracle ([`super::naive`]) and the error bound
 //! ([`super::mixed::channel_error_coefficient`]) lag by lag.
 
+mod sm90;
+
 use half::f16;
 
 use super::cuda::recompute::data_offset;
@@ -216,7 +218,7 @@ mod tests {
 
     use super::*;
     use crate::correlate::cuda::recompute::stack_at;
-    use crate::correlate::mixed::group_templates;
+    use crate::correlate::mixed::{group_templates, Layout, MixedKernel};
     use crate::correlate::test_support::{day_view, noise, norms, stack_template, TemplateChannel};
     use crate::correlate::{naive, normalize_template, screen, ChannelNorm};
     use crate::detect::{decluster, find_peaks, median_abs_with};
@@ -318,9 +320,9 @@ mod tests {
                 .collect()
         }
 
-        fn model(&self, rounding: Rounding) -> Output {
+        /// The stacks and bounds of `kernel`'s model.
+        fn model(&self, rounding: Rounding, kernel: MixedKernel) -> Output {
             let templates = self.templates();
-            let groups = group_templates(&templates);
             let x: Vec<f32> = self.data.concat();
             let inv: Vec<f32> = self
                 .data
@@ -329,18 +331,36 @@ mod tests {
                 .flat_map(|(x, k)| ChannelNorm::new(x, k, self.m).inv_std)
                 .collect();
             let mean = self.means();
-            let args = Args {
-                x: &x,
-                inv: &inv,
-                mean: &mean,
-                n: self.n(),
-                n_lags: self.n_lags(),
-                m: self.m,
-                templates: &templates,
-                groups: &groups,
-                zero_tail: true,
+            let out = match kernel {
+                MixedKernel::Wmma => {
+                    let groups = group_templates(&templates, kernel.shape());
+                    let args = Args {
+                        x: &x,
+                        inv: &inv,
+                        mean: &mean,
+                        n: self.n(),
+                        n_lags: self.n_lags(),
+                        m: self.m,
+                        templates: &templates,
+                        groups: &groups,
+                        zero_tail: true,
+                    };
+                    correlate_stack_mixed(&args, rounding)
+                }
+                MixedKernel::Wgmma => {
+                    let round = rounding == Rounding::Fp16;
+                    let layout = Layout::with_rounding(&templates, self.m, kernel, round);
+                    let day = sm90::Day {
+                        x: &x,
+                        inv: &inv,
+                        mean: &mean,
+                        n: self.n(),
+                        n_lags: self.n_lags(),
+                    };
+                    let coefficient = crate::correlate::mixed::channel_error_coefficient(self.m);
+                    sm90::correlate_stack_wgmma(&day, &layout, rounding, coefficient as f32)
+                }
             };
-            let out = correlate_stack_mixed(&args, rounding);
             for s in &out.stacks {
                 assert!(s.iter().all(|v| !v.is_nan()), "a lag was not written");
             }
@@ -375,8 +395,8 @@ mod tests {
 
     /// Largest |model − oracle|, and largest excess over the bound (+ the
     /// slack for what both paths share: f32 data and 1/σ).
-    fn errors(case: &Case, rounding: Rounding) -> (f64, f64) {
-        let out = case.model(rounding);
+    fn errors(case: &Case, rounding: Rounding, kernel: MixedKernel) -> (f64, f64) {
+        let out = case.model(rounding, kernel);
         let want = case.oracle();
         let (mut max_err, mut excess) = (0f64, f64::NEG_INFINITY);
         for (t, w) in want.iter().enumerate() {
@@ -392,7 +412,8 @@ mod tests {
     /// Without fp16 rounding the model is the f64 stack: every index of the
     /// staging, fragments and shifts is right, over template lengths below,
     /// at and above a chunk, partial last tiles, moveouts up to the spread,
-    /// gaps, two windows on one channel and more than one group.
+    /// gaps, two windows on one channel and more than one group; for both
+    /// kernels (the sm_90 one on the host's very layout).
     #[test]
     fn the_model_without_rounding_is_the_oracle() {
         for (seed, n, m, count, max_pad) in [
@@ -400,10 +421,13 @@ mod tests {
             (2, 2500, 128, 18, 256),
             (3, 4100, 200, 20, 250),
             (4, 700, 300, 3, 100),
+            (10, 1400, 24, 70, 60),
         ] {
             let c = case(seed, n, m, 1.0, 0.0, count, max_pad);
-            let (err, _) = errors(&c, Rounding::None);
-            assert!(err < 2e-5, "seed {seed}: {err}");
+            for kernel in [MixedKernel::Wmma, MixedKernel::Wgmma] {
+                let (err, _) = errors(&c, Rounding::None, kernel);
+                assert!(err < 2e-5, "seed {seed} {kernel:?}: {err}");
+            }
         }
     }
 
@@ -420,13 +444,18 @@ mod tests {
             (9, 1e-6, 5000.0),
         ] {
             let c = case(seed, 2600, 150, scale, offset, 17, 200);
-            let (err, excess) = errors(&c, Rounding::Fp16);
-            eprintln!("scale {scale:e}, offset {offset} σ: max |error| {err:.2e}, bound minus error ≥ {:.2e}", -excess);
-            assert!(
-                excess <= 0.0,
-                "seed {seed}: error over the bound by {excess}"
-            );
-            assert!(err > 1e-5, "seed {seed}: no fp16 rounding seen ({err})");
+            for kernel in [MixedKernel::Wmma, MixedKernel::Wgmma] {
+                let (err, excess) = errors(&c, Rounding::Fp16, kernel);
+                eprintln!("{kernel:?}, scale {scale:e}, offset {offset} σ: max |error| {err:.2e}, bound minus error ≥ {:.2e}", -excess);
+                assert!(
+                    excess <= 0.0,
+                    "seed {seed} {kernel:?}: error over the bound by {excess}"
+                );
+                assert!(
+                    err > 1e-5,
+                    "seed {seed} {kernel:?}: no fp16 rounding seen ({err})"
+                );
+            }
         }
     }
 
@@ -436,9 +465,14 @@ mod tests {
     /// the fp32 stack's at that threshold.
     #[test]
     fn screening_the_model_gives_the_fp32_peaks() {
-        for (seed, scale, offset) in [(21, 1.0, 0.0), (22, 1e-7, 200.0)] {
+        for (seed, scale, offset, kernel) in [
+            (21, 1.0, 0.0, MixedKernel::Wmma),
+            (22, 1e-7, 200.0, MixedKernel::Wmma),
+            (23, 1.0, 0.0, MixedKernel::Wgmma),
+            (24, 1e-7, 200.0, MixedKernel::Wgmma),
+        ] {
             let c = case(seed, 3000, 120, scale, offset, 17, 200);
-            let out = c.model(Rounding::Fp16);
+            let out = c.model(Rounding::Fp16, kernel);
             let templates: Vec<StackTemplate> = c.templates();
             let norms = norms(&c.data, &c.masks, c.m);
             let day = day_view(&c.data, &norms, c.m);
