@@ -21,6 +21,11 @@
 //! [`TILE`] stack lags from `k0`, so every member's pad on every channel
 //! must lie within [`SPREAD`] of the group's smallest: [`group_templates`]
 //! forms the groups so.
+//!
+//! On Hopper (compute capability 9.0) the [`MixedKernel::Wgmma`] kernel
+//! runs instead ([`sm90`]): groups of 64, the data as `wgmma`'s B operand
+//! through a matrix descriptor over 8 shifted copies, and the pads taken
+//! up by the template rows ([`Layout`]) rather than by the data lags.
 
 use std::fmt;
 use std::str::FromStr;
