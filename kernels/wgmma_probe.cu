@@ -10,7 +10,8 @@
 // lags), issues one wgmma.m64n64k16 with the descriptors' byte offsets the
 // host gives, and writes its 32 accumulators per thread as they are, in
 // register order: the host maps them to (row, column) and says which layout,
-// if any, the hardware used.
+// if any, the hardware used. wgmma_probe_registers does the same with A
+// from registers, loaded by the fragment layout mixed_sm90.cu assumes.
 //
 // arch: compute_90a
 
@@ -81,6 +82,66 @@ extern "C" __global__ void wgmma_probe(const uint4 *__restrict__ a_image,
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     fence_accumulators(d);
+#pragma unroll
+    for (int r = 0; r < 32; r++)
+        out[threadIdx.x * 32 + r] = d[r];
+}
+
+// The A image's byte offsets (the host's A_OFFSETS: leading 1024, stride 128).
+__device__ __forceinline__ unsigned a_byte(int row, int k)
+{
+    return (row / 8) * 128 + (k / 8) * 1024 + (row % 8) * 16 + (k % 8) * 2;
+}
+
+extern "C" __global__ void wgmma_probe_registers(const uint4 *__restrict__ a_image,
+                                                 const uint4 *__restrict__ b_image,
+                                                 unsigned b_leading, unsigned b_stride,
+                                                 float *__restrict__ out)
+{
+    __shared__ __align__(128) uint4 a[A_BYTES / 16];
+    __shared__ __align__(128) uint4 b[B_BYTES / 16];
+    for (int i = threadIdx.x; i < A_BYTES / 16; i += blockDim.x)
+        a[i] = a_image[i];
+    for (int i = threadIdx.x; i < B_BYTES / 16; i += blockDim.x)
+        b[i] = b_image[i];
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    __syncthreads();
+    // Register i: row 16 warp + g + 8 (i % 2), samples 2c + 8 (i / 2) and + 1.
+    const int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, c = threadIdx.x % 4;
+    const unsigned char *ab = reinterpret_cast<const unsigned char *>(a);
+    unsigned f[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        f[i] = *reinterpret_cast<const unsigned *>(ab + a_byte(16 * warp + g + 8 * (i % 2),
+                                                               2 * c + 8 * (i / 2)));
+    const unsigned long long db = descriptor(b, b_leading, b_stride);
+    float d[32];
+#pragma unroll
+    for (int r = 0; r < 32; r++)
+        d[r] = 0.0f;
+    fence_accumulators(d);
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+    asm volatile("{\n"
+                 ".reg .pred p;\n"
+                 "setp.ne.b32 p, 0, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n"
+                 "}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
+                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
+                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
+                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
+                   "+f"(d[30]), "+f"(d[31])
+                 : "r"(f[0]), "r"(f[1]), "r"(f[2]), "r"(f[3]), "l"(db));
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+    fence_accumulators(d);
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        asm volatile("" : "+r"(f[i])::"memory");
 #pragma unroll
     for (int r = 0; r < 32; r++)
         out[threadIdx.x * 32 + r] = d[r];

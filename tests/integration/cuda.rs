@@ -513,12 +513,13 @@ fn cuda_mixed_precision_detects_what_fp32_detects() {
     }
 }
 
-/// The probe of the planned sm_90 kernel (tests/integration/wgmma.rs): one
+/// The probe of the sm_90 kernel's layouts (tests/integration/wgmma.rs): one
 /// `wgmma` reads the Hankel view of a shifted copy of the data through a
 /// descriptor whose core matrices overlap, and lays out its accumulators as
 /// the model says. Each shift is tried, and the descriptors with the two
 /// byte offsets exchanged, so that a failure says which reading the
-/// hardware has. Runs on compute capability 9.0 only (wgmma is sm_90a's);
+/// hardware has; then A from registers, loaded as mixed_sm90.cu loads its
+/// fragments. Runs on compute capability 9.0 only (wgmma is sm_90a's);
 /// with the CPU standing in, the model.
 #[test]
 fn cuda_wgmma_reads_the_hankel_view_through_a_descriptor() {
@@ -606,6 +607,38 @@ fn cuda_wgmma_reads_the_hankel_view_through_a_descriptor() {
             &got[..8],
             &wgmma::model(&a, &b)[..8]
         ));
+    }
+    // A from registers, as mixed_sm90.cu loads its fragments.
+    let registers = module.load_function("wgmma_probe_registers").unwrap();
+    for q in 0..8 {
+        let b = wgmma::b_image(&x, q);
+        let b_dev = s.clone_htod(&b).unwrap();
+        let a_dev = s.clone_htod(&a).unwrap();
+        let mut out = s.alloc_zeros::<f32>(128 * 32).unwrap();
+        let (bl, bs) = (B_OFFSETS.leading as u32, B_OFFSETS.stride as u32);
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = s.launch_builder(&registers);
+        launch
+            .arg(&a_dev)
+            .arg(&b_dev)
+            .arg(&bl)
+            .arg(&bs)
+            .arg(&mut out);
+        // SAFETY: the arguments are wgmma_probe_registers'; the images have
+        // the sizes it copies and `out` holds its 128 × 32 accumulators.
+        unsafe { launch.launch(cfg) }.unwrap();
+        let got = s.clone_dtoh(&out).unwrap();
+        if wgmma::as_matrix(&got) != wgmma::hankel_product(&t, &x, q) {
+            report.push(format!(
+                "shift {q}: A from registers (mixed_sm90.cu's fragment loads) is wrong; \
+                 first accumulators {:?}",
+                &got[..8]
+            ));
+        }
     }
     assert!(report.is_empty(), "{}", report.join("\n"));
 }

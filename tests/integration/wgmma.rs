@@ -1,5 +1,5 @@
-//! The layouts the planned sm_90 tensor-core kernel rests on
-//! (kernels/README.md, "The route to 60 % on an H200"), and the probe that
+//! The layouts the sm_90 tensor-core kernel (`kernels/mixed_sm90.cu`)
+//! rests on (kernels/README.md, "The sm_90 kernel"), and the probe that
 //! checks them on an H200 (`kernels/wgmma_probe.cu`).
 //!
 //! A wgmma operand in shared memory without swizzling is read in core
@@ -137,6 +137,36 @@ pub fn as_matrix(out: &[f32]) -> Vec<Vec<f32>> {
         c[m][n] = v;
     }
     c
+}
+
+/// (row, first of two samples) of A that thread `t` of the warpgroup loads
+/// into fragment register `i` (mixed_sm90.cu and `wgmma_probe_registers`):
+/// warp `w` rows `16w + l / 4` and `+ 8`, samples `2 (l % 4)` and `+ 8`.
+pub fn fragment(t: usize, i: usize) -> (usize, usize) {
+    let (w, l) = (t / 32, t % 32);
+    (16 * w + l / 4 + 8 * (i % 2), 2 * (l % 4) + 8 * (i / 2))
+}
+
+/// The fragment loads of `wgmma_probe_registers` read every element of the
+/// A image once, two samples per 32-bit load.
+#[test]
+fn the_fragments_load_a_once() {
+    let (t, _) = inputs();
+    let a = a_image(&t);
+    let mut seen = vec![false; ROWS * DEPTH];
+    for thread in 0..128 {
+        for i in 0..4 {
+            let (m, k) = fragment(thread, i);
+            let b = byte(m, k, A_OFFSETS);
+            assert_eq!(b % 4, 0, "a 32-bit load");
+            for h in 0..2 {
+                assert!(!std::mem::replace(&mut seen[m * DEPTH + k + h], true));
+                assert_eq!(read(&a, m, k + h, A_OFFSETS), t[m][k + h].to_f32());
+                assert_eq!(byte(m, k + h, A_OFFSETS), b + 2 * h);
+            }
+        }
+    }
+    assert!(seen.iter().all(|&s| s));
 }
 
 /// Every (row, column) is one accumulator of one thread.
