@@ -1,6 +1,6 @@
 // A probe, run by the GPU tests only (tests/integration/wgmma.rs), of the
-// assumption the planned sm_90 tensor-core kernel rests on (kernels/README.md,
-// "The route to 60 % on an H200"): that wgmma reads the Hankel view of the
+// assumption the sm_90 tensor-core kernel (mixed_sm90.cu) rests on
+// (kernels/README.md, "The sm_90 kernel"): that wgmma reads the Hankel view of the
 // data straight from shared memory through a matrix descriptor whose 8 x 16 B
 // core matrices overlap (leading byte offset 16), so that no Hankel matrix is
 // ever written out.
