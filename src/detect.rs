@@ -258,13 +258,15 @@ pub struct DetectParams {
 
 /// The stack memory of a run without `--memory`: a quarter of what this
 /// process may still use ([`crate::memory::available`]), between 256 MiB and
-/// 2 GiB (2 GiB where that is unknown). The rest of a day — its samples,
+/// 1 GiB (1 GiB where that is unknown). The rest of a day — its samples,
 /// masks and moving normalization, about 85 MB per channel at 100 Hz — does
 /// not shrink with the batch; a smaller batch costs one more forward
-/// transform of the day's blocks per batch (benches/RESULTS.md).
+/// transform of the day's blocks per batch, about 3 % of the day's work at
+/// 1 GiB against 2 GiB, which the second GiB's first touch and the memory
+/// pressure it adds cost as much or more (benches/RESULTS.md).
 pub fn auto_memory_budget(available: Option<u64>) -> usize {
     const LEAST: u64 = 256 << 20;
-    const MOST: u64 = 2 << 30;
+    const MOST: u64 = 1 << 30;
     available.map_or(MOST, |a| (a / 4).clamp(LEAST, MOST)) as usize
 }
 
@@ -276,7 +278,7 @@ impl Default for DetectParams {
             trig_int: 6.0,
             min_channels: 1,
             shift_len: 0.2,
-            memory_budget: 2 << 30,
+            memory_budget: 1 << 30,
             template_shard: None,
         }
     }
@@ -339,9 +341,9 @@ mod tests {
 
     #[test]
     fn the_automatic_memory_is_a_quarter_within_bounds() {
-        assert_eq!(auto_memory_budget(None), 2 << 30);
-        assert_eq!(auto_memory_budget(Some(4 << 30)), 1 << 30);
-        assert_eq!(auto_memory_budget(Some(64 << 30)), 2 << 30);
+        assert_eq!(auto_memory_budget(None), 1 << 30);
+        assert_eq!(auto_memory_budget(Some(2 << 30)), 512 << 20);
+        assert_eq!(auto_memory_budget(Some(64 << 30)), 1 << 30);
         assert_eq!(auto_memory_budget(Some(100 << 20)), 256 << 20);
     }
 

@@ -425,6 +425,10 @@ mod tests {
         ] {
             let c = case(seed, n, m, 1.0, 0.0, count, max_pad);
             for kernel in [MixedKernel::Wmma, MixedKernel::Wgmma] {
+                if count > 64 {
+                    let groups = Layout::new(&c.templates(), m, kernel).groups;
+                    assert!(groups > 1, "seed {seed} {kernel:?}: one group");
+                }
                 let (err, _) = errors(&c, Rounding::None, kernel);
                 assert!(err < 2e-5, "seed {seed} {kernel:?}: {err}");
             }
