@@ -939,7 +939,7 @@ fn die_on_closed_pipes() {
 }
 
 fn main() -> ExitCode {
-    memory::keep_freed_memory();
+    memory::reuse_freed_memory();
     die_on_closed_pipes();
     let cli = parse_args();
     let r = match cli.command {
