@@ -34,6 +34,7 @@
 // src/correlate/mixed_model.rs executes this arithmetic on the CPU, and a
 // test checks that every #define here equals the Rust constant.
 
+#include "fp16.cuh"
 #include "offset.cuh"
 
 #define MIXED_THREADS 256
@@ -74,46 +75,9 @@ constexpr int MIXED_SHARED_BYTES = UNION_BYTES + TEMPLATES_BYTES;
 static_assert(MIXED_SHARED_BYTES <= 96 * 1024, "fits an sm_70 block");
 static_assert(MIXED_SHARED_BYTES == 86016, "mixed::SHARED_BYTES, as the launch asks");
 
-__device__ __forceinline__ unsigned short to_half(float v)
-{
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-    return h;
-}
-
 __device__ __forceinline__ unsigned shared_address(const void *p)
 {
     return (unsigned)__cvta_generic_to_shared(p);
-}
-
-// 2^(14 - ceil(log2(max))): max times it lies in (2^13, 2^14]; 1 for 0.
-__device__ __forceinline__ float scale_for(float max)
-{
-    if (!(max > 0.0f) || isinf(max))
-        return 1.0f;
-    const unsigned bits = __float_as_uint(max);
-    const int e = (int)((bits >> 23) & 0xff) - 127;
-    const int ceil_log2 = (bits & 0x7fffff) ? e + 1 : e;
-    return ldexpf(1.0f, 14 - ceil_log2);
-}
-
-// Largest |x[i] - o| over [a, b), for the whole block (every thread gets it).
-__device__ float block_max_abs(const float *__restrict__ x, long long a, long long b, float o,
-                               float *scratch)
-{
-    float v = 0.0f;
-    for (long long i = a + threadIdx.x; i < b; i += MIXED_THREADS)
-        v = fmaxf(v, fabsf(x[i] - o));
-    for (int d = 16; d > 0; d /= 2)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, d));
-    __syncthreads();
-    if (threadIdx.x % 32 == 0)
-        scratch[threadIdx.x / 32] = v;
-    __syncthreads();
-    float m = 0.0f;
-    for (int w = 0; w < WARPS; w++)
-        m = fmaxf(m, scratch[w]);
-    return m;
 }
 
 // acc += a (row-major, 16 lags 16 apart) x b (col-major, members), in fp32.
@@ -268,7 +232,7 @@ correlate_stack_mixed(const float *__restrict__ x, const float *__restrict__ inv
         }
         __syncthreads();
         const float o = offset;
-        const float sd = scale_for(block_max_abs(xc, j0, end, o, scratch));
+        const float sd = scale_for(block_max_abs<MIXED_THREADS>(xc, j0, end, o, scratch));
         entry_products(xc, n, j0, mp, o, sd,
                        waves + (long long)e * MIXED_GROUP * mp, copies, ts, products);
         const float unscale = 1.0f / (sd * entry_tscale[e]);

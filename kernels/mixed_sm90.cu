@@ -33,6 +33,7 @@
 //
 // arch: compute_90a
 
+#include "fp16.cuh"
 #include "offset.cuh"
 
 #define WG_THREADS 256
@@ -69,44 +70,6 @@ static_assert((COPY * 2) % 16 == 0 && BUFFER_BYTES % 128 == 0, "16-byte aligned 
 static_assert(WG_CHUNK % 16 == 0 && WG_A_STRIDE >= WG_CHUNK, "whole k16 steps");
 static_assert(WG_SHARED_BYTES <= 227 * 1024, "fits an sm_90 block");
 static_assert(WG_SHARED_BYTES == 167680, "mixed::sm90::SHARED_BYTES, as the launch asks");
-
-__device__ __forceinline__ unsigned short to_half(float v)
-{
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-    return h;
-}
-
-// 2^(14 - ceil(log2(max))): max times it lies in (2^13, 2^14]; 1 for 0
-// (mixed.cu's, and mixed::scale_for).
-__device__ __forceinline__ float scale_for(float max)
-{
-    if (!(max > 0.0f) || isinf(max))
-        return 1.0f;
-    const unsigned bits = __float_as_uint(max);
-    const int e = (int)((bits >> 23) & 0xff) - 127;
-    const int ceil_log2 = (bits & 0x7fffff) ? e + 1 : e;
-    return ldexpf(1.0f, 14 - ceil_log2);
-}
-
-// Largest |x[i] - o| over [a, b), for the whole block.
-__device__ float block_max_abs(const float *__restrict__ x, long long a, long long b, float o,
-                               float *scratch)
-{
-    float v = 0.0f;
-    for (long long i = a + threadIdx.x; i < b; i += WG_THREADS)
-        v = fmaxf(v, fabsf(x[i] - o));
-    for (int d = 16; d > 0; d /= 2)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, d));
-    __syncthreads();
-    if (threadIdx.x % 32 == 0)
-        scratch[threadIdx.x / 32] = v;
-    __syncthreads();
-    float m = 0.0f;
-    for (int w = 0; w < WARPS; w++)
-        m = fmaxf(m, scratch[w]);
-    return m;
-}
 
 // A shared-memory matrix descriptor without swizzling: the start address,
 // the leading (along K) and stride (along N) byte offsets, in 16-byte units.
@@ -298,7 +261,7 @@ correlate_stack_wgmma(const float *__restrict__ x, const float *__restrict__ inv
         }
         __syncthreads();
         const float o = offset;
-        const float sd = scale_for(block_max_abs(xc, j0, end, o, scratch));
+        const float sd = scale_for(block_max_abs<WG_THREADS>(xc, j0, end, o, scratch));
         const Entry en = {xc, n, j0, o, sd, waves + entry_wave[e], k};
         entry_products(en, buffers, acc);
         const float unscale = 1.0f / (sd * entry_tscale[e]);

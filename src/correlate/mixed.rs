@@ -193,7 +193,7 @@ pub mod sm90 {
 
 /// The power of two `2^(14 − ⌈log2 max⌉)` that brings a block's largest
 /// magnitude `max` into (2^13, 2^14], where fp16 keeps 11 significant bits
-/// (mixed.cu's `scale_for`, which takes `⌈log2⌉` from the float's bits the
+/// (`scale_for` in kernels/fp16.cuh, which takes `⌈log2⌉` from the float's bits the
 /// same way); 1 for 0 or a non-finite maximum.
 pub fn scale_for(max: f32) -> f32 {
     if !(max > 0.0 && max.is_finite()) {
