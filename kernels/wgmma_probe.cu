@@ -42,6 +42,28 @@ __device__ __forceinline__ void fence_accumulators(float d[32])
         asm volatile("" : "+f"(d[r])::"memory");
 }
 
+// The host's images into shared memory, A followed by zeros up to a_room
+// bytes, made visible to the tensor cores' reads.
+__device__ __forceinline__ void load_images(uint4 *a, int a_room, uint4 *b,
+                                            const uint4 *__restrict__ a_image,
+                                            const uint4 *__restrict__ b_image)
+{
+    for (int i = threadIdx.x; i < a_room / 16; i += blockDim.x)
+        a[i] = i < A_BYTES / 16 ? a_image[i] : make_uint4(0, 0, 0, 0);
+    for (int i = threadIdx.x; i < B_BYTES / 16; i += blockDim.x)
+        b[i] = b_image[i];
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    __syncthreads();
+}
+
+// Each thread's 32 accumulators, in register order.
+__device__ __forceinline__ void store(const float (&d)[32], float *__restrict__ out)
+{
+#pragma unroll
+    for (int r = 0; r < 32; r++)
+        out[threadIdx.x * 32 + r] = d[r];
+}
+
 extern "C" __global__ void wgmma_probe(const uint4 *__restrict__ a_image,
                                        const uint4 *__restrict__ b_image, unsigned a_leading,
                                        unsigned a_stride, unsigned b_leading, unsigned b_stride,
@@ -49,13 +71,7 @@ extern "C" __global__ void wgmma_probe(const uint4 *__restrict__ a_image,
 {
     __shared__ __align__(128) uint4 a[A_ROOM / 16];
     __shared__ __align__(128) uint4 b[B_BYTES / 16];
-    for (int i = threadIdx.x; i < A_ROOM / 16; i += blockDim.x)
-        a[i] = i < A_BYTES / 16 ? a_image[i] : make_uint4(0, 0, 0, 0);
-    for (int i = threadIdx.x; i < B_BYTES / 16; i += blockDim.x)
-        b[i] = b_image[i];
-    // What the threads wrote becomes visible to the tensor cores' reads.
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    __syncthreads();
+    load_images(a, A_ROOM, b, a_image, b_image);
     const unsigned long long da = descriptor(a, a_leading, a_stride);
     const unsigned long long db = descriptor(b, b_leading, b_stride);
     float d[32];
@@ -82,9 +98,7 @@ extern "C" __global__ void wgmma_probe(const uint4 *__restrict__ a_image,
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     fence_accumulators(d);
-#pragma unroll
-    for (int r = 0; r < 32; r++)
-        out[threadIdx.x * 32 + r] = d[r];
+    store(d, out);
 }
 
 // The A image's byte offsets (the host's A_OFFSETS: leading 1024, stride 128).
@@ -100,12 +114,7 @@ extern "C" __global__ void wgmma_probe_registers(const uint4 *__restrict__ a_ima
 {
     __shared__ __align__(128) uint4 a[A_BYTES / 16];
     __shared__ __align__(128) uint4 b[B_BYTES / 16];
-    for (int i = threadIdx.x; i < A_BYTES / 16; i += blockDim.x)
-        a[i] = a_image[i];
-    for (int i = threadIdx.x; i < B_BYTES / 16; i += blockDim.x)
-        b[i] = b_image[i];
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    __syncthreads();
+    load_images(a, A_BYTES, b, a_image, b_image);
     // Register i: row 16 warp + g + 8 (i % 2), samples 2c + 8 (i / 2) and + 1.
     const int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, c = threadIdx.x % 4;
     const unsigned char *ab = reinterpret_cast<const unsigned char *>(a);
@@ -142,7 +151,5 @@ extern "C" __global__ void wgmma_probe_registers(const uint4 *__restrict__ a_ima
 #pragma unroll
     for (int i = 0; i < 4; i++)
         asm volatile("" : "+r"(f[i])::"memory");
-#pragma unroll
-    for (int r = 0; r < 32; r++)
-        out[threadIdx.x * 32 + r] = d[r];
+    store(d, out);
 }
