@@ -314,7 +314,7 @@ pub fn read_headers(path: &Path) -> Result<Vec<Header>> {
         }
         check_rate(path, &id, rate)?;
         let start = epoch::from_offset_datetime(rec.start_time().at(path)?);
-        let end = start + ((n as f64) * 1e9 / rate).round() as i64;
+        let end = start.saturating_add(((n as f64) * 1e9 / rate).round() as i64);
         out.push(Header { id, start, end });
         Ok(())
     })?;
