@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use super::{Backend, DayView, StackTemplate};
+use super::{Backend, DayView, StackChannel, StackTemplate};
 use crate::error::Result;
 use crate::timing::{self, Stage};
 use inverse::{InverseScratch, ProductInverse};
@@ -330,7 +330,9 @@ impl<'a> Segment<'a> {
 
     /// A group of templates' normalized correlations over the segment,
     /// stacked, block by block: the stacks' lags of the segment's blocks
-    /// are written, not added to.
+    /// are written, not added to. Within a block the group goes channel by
+    /// channel, so that a channel's data spectrum and 1/σ, read from memory
+    /// for the first template that uses it, are in cache for the others.
     fn correlate(
         &self,
         plan: &Plan,
@@ -340,51 +342,73 @@ impl<'a> Segment<'a> {
         stacks: &mut [Vec<f32>],
     ) {
         let (s, n_lags) = (plan.s, self.day.n_lags());
+        // (slot, template, channel of the template), in slot order.
+        let mut order: Vec<(usize, usize, usize)> = templates
+            .iter()
+            .enumerate()
+            .flat_map(|(ti, t)| {
+                let slot = &self.used.slot;
+                t.channels
+                    .iter()
+                    .enumerate()
+                    .map(move |(ci, c)| (slot[c.channel], ti, ci))
+            })
+            .collect();
+        order.sort_unstable();
         for (bi, b) in self.blocks.clone().enumerate() {
             let j0 = b * s;
             let valid = s.min(n_lags - j0);
-            for ((t, tspec), stack) in templates.iter().zip(tspecs).zip(stacks.iter_mut()) {
-                // Blocks before this one add only below j0 (lag j lands on
-                // j − pad ≤ j), so this block is the first to touch j0..
-                // and clears it, in cache, before adding (the first
-                // batch's page faults fall here: counted as stacking).
-                let clear = timing::start(Stage::Stack);
+            // Blocks before this one add only below j0 (lag j lands on
+            // j − pad ≤ j), so this block is the first to touch j0.. and
+            // clears it, in cache, before adding (the first batch's page
+            // faults fall here: counted as stacking).
+            let clear = timing::start(Stage::Stack);
+            for stack in stacks.iter_mut() {
                 stack[j0..j0 + valid].fill(0.0);
-                drop(clear);
-                self.correlate_block(plan, w, (bi, j0, valid), t, tspec, stack);
+            }
+            drop(clear);
+            for &(slot, ti, ci) in &order {
+                let block = bi * self.used.ids.len() + slot;
+                let channel = &templates[ti].channels[ci];
+                let spectrum = &tspecs[ti][ci];
+                self.correlate_block(
+                    plan,
+                    w,
+                    (block, j0, valid),
+                    channel,
+                    spectrum,
+                    &mut stacks[ti],
+                );
             }
         }
     }
 
-    /// One template's channels on one block (`bi`-th of the segment,
-    /// starting at lag `j0`, `valid` lags), added to its stack.
+    /// One template channel on one block (the `block`-th spectrum of the
+    /// segment, starting at lag `j0`, `valid` lags), added to its stack.
     fn correlate_block(
         &self,
         plan: &Plan,
         w: &mut InverseScratch,
-        (bi, j0, valid): (usize, usize, usize),
-        t: &StackTemplate,
-        tspec: &[Vec<Complex<f32>>],
+        (block, j0, valid): (usize, usize, usize),
+        c: &StackChannel,
+        ts: &[Complex<f32>],
         stack: &mut [f32],
     ) {
-        let bins = plan.bins();
-        for (c, ts) in t.channels.iter().zip(tspec) {
-            let block = bi * self.used.ids.len() + self.used.slot[c.channel];
-            if !self.active[block] {
-                continue;
-            }
-            let (skip, k0) = landing(j0, c.pad);
-            if skip >= valid {
-                continue;
-            }
-            let xs = &self.spectra[block * bins..(block + 1) * bins];
-            let cc = plan.inverse.process(xs, ts, w);
-            let _t = timing::start(Stage::Stack);
-            let inv = &self.day.channels[c.channel].norm.inv_std[j0..j0 + valid];
-            let dst = &mut stack[k0..k0 + valid - skip];
-            plan.simd
-                .accumulate(dst, &cc[skip..valid], &inv[skip..], c.weight);
+        if !self.active[block] {
+            return;
         }
+        let (skip, k0) = landing(j0, c.pad);
+        if skip >= valid {
+            return;
+        }
+        let bins = plan.bins();
+        let xs = &self.spectra[block * bins..(block + 1) * bins];
+        let cc = plan.inverse.process(xs, ts, w);
+        let _t = timing::start(Stage::Stack);
+        let inv = &self.day.channels[c.channel].norm.inv_std[j0..j0 + valid];
+        let dst = &mut stack[k0..k0 + valid - skip];
+        plan.simd
+            .accumulate(dst, &cc[skip..valid], &inv[skip..], c.weight);
     }
 }
 
