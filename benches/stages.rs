@@ -4,7 +4,8 @@
 //! with one data sample), next to its floor: the multiply and inverse real
 //! FFT of one overlap-save block, per valid lag, on one thread and on every
 //! thread at once — with realfft after a product loop (`mul_irfft`), and
-//! fused as the CPU backend does it (`fused_all`).
+//! fused as the CPU backend does it (`fused_all`); and an alternative to
+//! the latter, two templates in one complex FFT (`paired_all`).
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
+use rustfft::FftPlanner;
 use tmatch::correlate::cpu::inverse::ProductInverse;
 use tmatch::correlate::cpu::{fft_len, CpuBackend, Method};
 use tmatch::correlate::{
@@ -159,6 +161,37 @@ fn floor(c: &mut Criterion) {
                         let mut w = inverse.scratch();
                         for _ in 0..per_thread {
                             std::hint::black_box(inverse.process(&x, &x, &mut w));
+                        }
+                    })
+                })
+            });
+            // A candidate for a faster floor, measured (benches/RESULTS.md):
+            // two templates in one complex inverse FFT of length L. The
+            // data's full spectrum (its half spectrum, mirrored) times the
+            // spectrum of t₁ + i·t₂ is the spectrum of cc₁ + i·cc₂; no
+            // real-FFT pre-processing, but a transform twice as long.
+            g.bench_function(BenchmarkId::new("paired_all", format!("M{m}_L{l}")), |b| {
+                let h = l / 2;
+                let fft = FftPlanner::<f32>::new().plan_fft_inverse(l);
+                let u: Vec<Complex<f32>> = (0..l)
+                    .map(|i| Complex::new((i as f32).cos(), (i as f32 * 0.7).sin()))
+                    .collect();
+                b.iter(|| {
+                    (0..threads).into_par_iter().for_each(|_| {
+                        let mut z = vec![Complex::<f32>::default(); l];
+                        let mut out = z.clone();
+                        let mut scratch = vec![z[0]; fft.get_outofplace_scratch_len()];
+                        for _ in 0..per_thread / 2 {
+                            let (lower, upper) = z.split_at_mut(h + 1);
+                            for ((z, x), u) in lower.iter_mut().zip(&x).zip(&u) {
+                                *z = x * u;
+                            }
+                            let mirrored = x[1..h].iter().rev();
+                            for ((z, x), u) in upper.iter_mut().zip(mirrored).zip(&u[h + 1..]) {
+                                *z = x.conj() * u;
+                            }
+                            fft.process_outofplace_with_scratch(&mut z, &mut out, &mut scratch);
+                            std::hint::black_box(&out);
                         }
                     })
                 })
