@@ -22,15 +22,11 @@ __device__ __forceinline__ float scale_for(float max)
     return ldexpf(1.0f, 14 - ceil_log2);
 }
 
-// Largest |x[i] - o| over [a, b), for the whole block of THREADS threads
-// (every thread gets it); scratch holds one float per warp.
+// Largest of every thread's v (each at least 0), for the whole block of
+// THREADS threads (every thread gets it); scratch holds one float per warp.
 template <int THREADS>
-__device__ float block_max_abs(const float *__restrict__ x, long long a, long long b, float o,
-                               float *scratch)
+__device__ float block_max(float v, float *scratch)
 {
-    float v = 0.0f;
-    for (long long i = a + threadIdx.x; i < b; i += THREADS)
-        v = fmaxf(v, fabsf(x[i] - o));
     for (int d = 16; d > 0; d /= 2)
         v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, d));
     __syncthreads();
@@ -41,4 +37,16 @@ __device__ float block_max_abs(const float *__restrict__ x, long long a, long lo
     for (int w = 0; w < THREADS / 32; w++)
         m = fmaxf(m, scratch[w]);
     return m;
+}
+
+// Largest |x[i] - o| over [a, b), for the whole block of THREADS threads
+// (every thread gets it); scratch holds one float per warp.
+template <int THREADS>
+__device__ float block_max_abs(const float *__restrict__ x, long long a, long long b, float o,
+                               float *scratch)
+{
+    float v = 0.0f;
+    for (long long i = a + threadIdx.x; i < b; i += THREADS)
+        v = fmaxf(v, fabsf(x[i] - o));
+    return block_max<THREADS>(v, scratch);
 }

@@ -259,18 +259,9 @@ correlate_stack_mixed(const float *__restrict__ x, const float *__restrict__ inv
                     ratio = fmaxf(ratio, sqrtf(1.0f + d * d));
                 }
             }
-            for (int d = 16; d > 0; d /= 2)
-                ratio = fmaxf(ratio, __shfl_xor_sync(0xffffffffu, ratio, d));
-            __syncthreads();
-            if (threadIdx.x % 32 == 0)
-                scratch[threadIdx.x / 32] = ratio;
-            __syncthreads();
-            if (threadIdx.x == 0) {
-                float r = 0.0f;
-                for (int wi = 0; wi < WARPS; wi++)
-                    r = fmaxf(r, scratch[wi]);
-                bound[t] += fabsf(w) * coefficient * r;
-            }
+            ratio = block_max<MIXED_THREADS>(ratio, scratch);
+            if (threadIdx.x == 0)
+                bound[t] += fabsf(w) * coefficient * ratio;
         }
     }
     __syncthreads();
