@@ -225,6 +225,7 @@ impl Backend for CpuBackend {
             })
             .collect();
         let used = UsedChannels::of(templates, day.channels.len());
+        let orders: Vec<Vec<Entry>> = templates.chunks(GROUP).map(|g| used.order(g)).collect();
         let n_blocks = day.n_lags().div_ceil(plan.s);
         let per_block = used.ids.len() * plan.bins() * std::mem::size_of::<Complex<f32>>();
         let seg_blocks = (SEGMENT_BYTES / per_block.max(1)).clamp(1, n_blocks);
@@ -237,9 +238,12 @@ impl Backend for CpuBackend {
                 .par_chunks(GROUP)
                 .zip(tspec.par_chunks(GROUP))
                 .zip(stacks.par_chunks_mut(GROUP))
+                .zip(&orders)
                 .for_each_init(
                     || plan.scratch(),
-                    |w, ((t, tspec), stack)| seg.correlate(&plan, w, t, tspec, stack),
+                    |w, (((t, tspec), stack), order)| {
+                        seg.correlate(&plan, w, t, tspec, order, stack)
+                    },
                 );
         }
         Ok(())
@@ -267,7 +271,28 @@ impl UsedChannels {
         }
         UsedChannels { ids, slot }
     }
+
+    /// The channels of a group of templates in slot order, so that a
+    /// block's channel, once read, serves every template of the group that
+    /// uses it.
+    fn order(&self, group: &[StackTemplate]) -> Vec<Entry> {
+        let mut order: Vec<Entry> = group
+            .iter()
+            .enumerate()
+            .flat_map(|(ti, t)| {
+                t.channels
+                    .iter()
+                    .enumerate()
+                    .map(move |(ci, c)| (self.slot[c.channel], ti, ci))
+            })
+            .collect();
+        order.sort_unstable();
+        order
+    }
 }
+
+/// A template channel of a group: `(slot, template, channel of the template)`.
+type Entry = (usize, usize, usize);
 
 /// A run of blocks whose spectra, for every used channel, are computed once
 /// and then used by every template of the batch: `[block][slot][bin]`.
@@ -331,30 +356,19 @@ impl<'a> Segment<'a> {
     /// A group of templates' normalized correlations over the segment,
     /// stacked, block by block: the stacks' lags of the segment's blocks
     /// are written, not added to. Within a block the group goes channel by
-    /// channel, so that a channel's data spectrum and 1/σ, read from memory
-    /// for the first template that uses it, are in cache for the others.
+    /// channel, in `order` ([`UsedChannels::order`]), so that a channel's
+    /// data spectrum and 1/σ, read from memory for the first template that
+    /// uses it, are in cache for the others.
     fn correlate(
         &self,
         plan: &Plan,
         w: &mut InverseScratch,
         templates: &[StackTemplate],
         tspecs: &[Vec<Vec<Complex<f32>>>],
+        order: &[Entry],
         stacks: &mut [Vec<f32>],
     ) {
         let (s, n_lags) = (plan.s, self.day.n_lags());
-        // (slot, template, channel of the template), in slot order.
-        let mut order: Vec<(usize, usize, usize)> = templates
-            .iter()
-            .enumerate()
-            .flat_map(|(ti, t)| {
-                let slot = &self.used.slot;
-                t.channels
-                    .iter()
-                    .enumerate()
-                    .map(move |(ci, c)| (slot[c.channel], ti, ci))
-            })
-            .collect();
-        order.sort_unstable();
         for (bi, b) in self.blocks.clone().enumerate() {
             let j0 = b * s;
             let valid = s.min(n_lags - j0);
@@ -367,7 +381,7 @@ impl<'a> Segment<'a> {
                 stack[j0..j0 + valid].fill(0.0);
             }
             drop(clear);
-            for &(slot, ti, ci) in &order {
+            for &(slot, ti, ci) in order {
                 let block = bi * self.used.ids.len() + slot;
                 let channel = &templates[ti].channels[ci];
                 let spectrum = &tspecs[ti][ci];
