@@ -1,6 +1,7 @@
 // What both mixed-precision kernels (mixed.cu, mixed_sm90.cu) do to bring a
 // tile's data into fp16: round, find the tile's largest magnitude, and the
-// power of two that scales it (mixed::scale_for on the host).
+// power of two that scales it (mixed::scale_for on the host); and the
+// block-wide maximum, which mixed.cu's error bound takes too.
 
 #pragma once
 
